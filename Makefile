@@ -1,0 +1,25 @@
+# Benchmark targets (see bench/run.py for every setting).
+PYTHON ?= python3
+SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help bench bench-quick bench-report bench-deps
+
+help:
+	@echo "make bench-deps    install nginx, wrk, ab (Debian) and bench/requirements.txt"
+	@echo "make bench         full benchmark -> bench/RESULTS.md, bench/results.png"
+	@echo "make bench-quick   smoke run (1 run of 2s each) -> bench/out/quick/"
+	@echo "make bench-report  re-render the reports from bench/out/results.json"
+
+bench-deps:
+	$(SUDO) apt-get update
+	$(SUDO) apt-get install -y nginx wrk apache2-utils
+	$(PYTHON) -m pip install -r bench/requirements.txt
+
+bench:
+	$(PYTHON) bench/run.py
+
+bench-quick:
+	RUNS=1 DURATION=2s WARMUP=1s AB_REQUESTS=5000 OUT=bench/out/quick $(PYTHON) bench/run.py
+
+bench-report:
+	$(PYTHON) bench/run.py --report-only

@@ -1,0 +1,1 @@
+"""The domain APIs, one package each; enabled by the ``apps`` config key."""

@@ -1,0 +1,259 @@
+"""What an app is written against: ``App`` with route decorators, ``ApiRequest``, ``ApiError``.
+
+An app is a package under ``apps/`` exposing ``app = App(...)`` (and optionally
+``SETTINGS``, extra config keys). Handlers are plain functions that take the request and the
+path parameters, and return data (rendered as JSON), ``None`` (204), or a ``Response``.
+Problems are raised as ``ApiError`` and rendered in one envelope by handlers/api.py.
+
+    app = App("scores", schema=[SCHEMA_V1])
+
+    @app.get("/api/scores/<int:client_id>")
+    def read_score(req, client_id):
+        row = req.db.execute("SELECT ... WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise ApiError(404, "score not found")
+        return {...}
+"""
+from __future__ import annotations
+
+import codecs
+import importlib
+import io
+import json
+import re
+import sqlite3
+from types import ModuleType
+from typing import Any, BinaryIO, Callable
+
+from framework import db
+from framework.master import Service
+from framework.messages import Response, json_response
+from framework.protocol import Request
+from framework.router import Route
+from framework.urls import parse_query
+
+ERROR_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
+    413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
+    416: "range_not_satisfiable", 417: "expectation_failed", 422: "unprocessable_entity",
+    429: "too_many_requests", 431: "request_header_fields_too_large",
+    500: "internal_server_error", 501: "not_implemented", 503: "service_unavailable",
+    505: "http_version_not_supported",
+}
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class ApiError(Exception):
+    """An answer other than success: status, message, per-field messages, extra headers."""
+
+    def __init__(self, status: int, message: str, fields: dict[str, list[str]] | None = None,
+                 headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.fields = fields or {}
+        self.headers = headers or []
+
+    def response(self) -> Response:
+        return error_response(self.status, self.message, self.fields, self.headers)
+
+
+def error_response(status: int, message: str, fields: dict[str, list[str]] | None = None,
+                   headers: list[tuple[str, str]] | None = None) -> Response:
+    """The one error envelope of every app (API.md §1.1)."""
+    body = {"error": {"code": ERROR_CODES.get(status, f"error_{status}"), "message": message,
+                      "fields": fields or {}}}
+    return json_response(body, status, list(headers or []))
+
+
+def validation_error(fields: dict[str, list[str]]) -> ApiError:
+    return ApiError(400, "Request validation has failed", fields)
+
+
+class ApiRequest:
+    """A request as apps see it: parsed parts, never bytes or sockets."""
+
+    def __init__(self, request: Request, route: Route, params: dict[str, Any],
+                 settings: dict[str, Any]) -> None:
+        self.raw = request
+        self.route = route
+        self.method = request.method
+        self.path = request.path
+        self.params = params
+        self.headers = request.headers
+        self.settings = settings
+        self.response_headers: list[tuple[str, str]] = []
+        self._query: dict[str, list[str]] | None = None
+        self._json: Any = None
+        self._json_parsed = False
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Query parameters, each a list of values; a malformed query string is a 400."""
+        if self._query is None:
+            try:
+                self._query = parse_query(self.raw.query)
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError(400, "malformed query string", {"query": ["bad escape"]}) from None
+        return self._query
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """The last value of a query parameter, or ``default``."""
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return db.connection(self.settings)
+
+    def json(self) -> Any:
+        """The body parsed strictly as API.md §1.3 says; every problem is a 400."""
+        if not self._json_parsed:
+            self._json = parse_json(self.body_bytes())
+            self._json_parsed = True
+        return self._json
+
+    def body_bytes(self) -> bytes:
+        if self.raw.body_file is not None:
+            self.raw.body_file.seek(0)
+            return self.raw.body_file.read()
+        return self.raw.body
+
+    def body_stream(self) -> BinaryIO:
+        """The body as a file (for streaming parsers such as multipart)."""
+        if self.raw.body_file is not None:
+            self.raw.body_file.seek(0)
+            return self.raw.body_file
+        return io.BytesIO(self.raw.body)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.raw.host or 'localhost'}"
+
+    def url(self, path: str) -> str:
+        """An absolute URL on this server for ``path`` (built from Host, as DRF does)."""
+        return self.base_url + path
+
+    def add_header(self, name: str, value: str) -> None:
+        self.response_headers.append((name, value))
+
+
+def parse_json(body: bytes) -> Any:
+    if body.startswith(codecs.BOM_UTF8):
+        body = body[3:]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "body is not valid UTF-8") from None
+    if not text.strip():
+        raise ApiError(400, "request body is empty; a JSON document is required")
+    try:
+        value = json.loads(text, parse_constant=reject_constant,
+                           object_pairs_hook=reject_duplicates)
+    except RecursionError:
+        raise ApiError(400, "JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and our hooks' complaints
+        raise ApiError(400, f"malformed JSON: {exc}") from None
+    if SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
+        raise ApiError(400, "malformed JSON: lone surrogate in a string")
+    return value
+
+
+def reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return result
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def created(data: Any, location: str) -> Response:
+    return json_response(data, 201, [("Location", location)])
+
+
+class App:
+    """An app's routes, schema migrations, background services and start-up hooks."""
+
+    def __init__(self, name: str, schema: list[str] | None = None, title: str = "") -> None:
+        self.name = name
+        self.title = title or name
+        self.schema = schema or []
+        self.routes: list[Route] = []
+        self.services: list[Service] = []
+        self.startup: list[Callable[[dict[str, Any]], None]] = []
+
+    def route(self, method: str, pattern: str, **meta: Any) -> Callable:
+        def register(handler: Callable) -> Callable:
+            summary = meta.pop("summary", None) or (handler.__doc__ or "").strip().split("\n")[0]
+            self.routes.append(Route(method, pattern, handler, summary=summary,
+                                     tags=[self.name], **meta))
+            return handler
+        return register
+
+    def get(self, pattern: str, **meta: Any) -> Callable:
+        return self.route("GET", pattern, **meta)
+
+    def post(self, pattern: str, **meta: Any) -> Callable:
+        meta.setdefault("body", "json")
+        return self.route("POST", pattern, **meta)
+
+    def put(self, pattern: str, **meta: Any) -> Callable:
+        meta.setdefault("body", "json")
+        return self.route("PUT", pattern, **meta)
+
+    def patch(self, pattern: str, **meta: Any) -> Callable:
+        meta.setdefault("body", "json")
+        return self.route("PATCH", pattern, **meta)
+
+    def delete(self, pattern: str, **meta: Any) -> Callable:
+        return self.route("DELETE", pattern, **meta)
+
+    def service(self, name: str) -> Callable:
+        """Declare a background process the master runs and restarts beside the workers."""
+        def register(target: Callable[[dict[str, Any]], None]) -> Callable:
+            self.services.append(Service(name, target))
+            return target
+        return register
+
+    def on_startup(self, hook: Callable[[dict[str, Any]], None]) -> Callable:
+        """Run ``hook(settings)`` in the master at start-up, after the schema is applied."""
+        self.startup.append(hook)
+        return hook
+
+
+def load_app_modules(names: list[str]) -> list[ModuleType]:
+    modules = []
+    for name in names:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise ImportError(f"invalid app name {name!r}")
+        modules.append(importlib.import_module(f"apps.{name}"))
+    return modules

@@ -1,0 +1,312 @@
+"""The prefork master: binds the socket, forks workers and services, and supervises them.
+
+Signal handlers only queue the signal and wake the loop through a pipe; the loop then calls
+the method named after it (``handle_hup``, ``handle_term``, ...). Each pass of the loop reaps
+dead children, kills workers whose heartbeat stopped, and brings the count back to target.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from framework.worker import Worker
+
+log = logging.getLogger("httpd.master")
+
+PR_SET_PDEATHSIG = 1
+SIGNALS = {
+    signal.SIGHUP: "hup", signal.SIGTERM: "term", signal.SIGINT: "int",
+    signal.SIGQUIT: "quit", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou",
+    signal.SIGCHLD: "chld",
+}
+BACKOFF_MAX = 10.0  # seconds between spawns while children keep dying at start-up
+EARLY_DEATH = 2.0  # a child that dies sooner than this after spawning counts as crash-looping
+
+
+@dataclass
+class Child:
+    pid: int
+    kind: str  # "worker" or a service name
+    generation: int
+    started: float
+    heartbeat: Any = None  # temp file whose mtime the worker refreshes every second
+    stopping: bool = False
+
+
+@dataclass
+class Service:
+    """A long-running process beside the workers (e.g. the uploads processor)."""
+    name: str
+    target: Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Plan:
+    """What the master runs: settings, the app serving requests and the services."""
+    settings: dict[str, Any]
+    app: Any
+    services: list[Service] = field(default_factory=list)
+
+
+class Master:
+    def __init__(self, plan: Plan, reload: Callable[[], Plan]) -> None:
+        self.plan = plan
+        self.reload = reload
+        self.target_workers = plan.settings["workers"]
+        self.children: dict[int, Child] = {}
+        self.signal_queue: list[int] = []
+        self.generation = 0
+        self.crash_streak = 0
+        self.next_spawn = 0.0
+        self.stopping = False
+        self.listener: socket.socket | None = None
+        self.pid = os.getpid()
+
+    # -- start -----------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        s = self.plan.settings
+        family = socket.AF_INET6 if ":" in s["host"] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((s["host"], s["port"]))
+        sock.listen(s["backlog"])
+        sock.setblocking(False)
+        self.listener = sock
+
+    def run(self) -> int:
+        if self.listener is None:
+            self.bind()
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r, self.wake_w = rfd, wfd
+        signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+        for signum in SIGNALS:
+            signal.signal(signum, self.note_signal)
+        host, port = self.listener.getsockname()[:2]
+        log.info("listening on http://%s:%d with %d workers (pid %d)",
+                 host, port, self.target_workers, self.pid)
+        try:
+            self.manage_children()
+            while True:
+                self.wait()
+                while self.signal_queue:
+                    name = SIGNALS[self.signal_queue.pop(0)]
+                    getattr(self, f"handle_{name}")()
+                self.reap_children()
+                if self.stopping:
+                    if not self.children:
+                        return 0
+                    if time.monotonic() > self.stop_deadline:
+                        self.kill_all(signal.SIGKILL)
+                    continue
+                self.murder_workers()
+                self.manage_children()
+        finally:
+            self.kill_all(signal.SIGKILL)
+
+    def note_signal(self, signum: int, frame: Any) -> None:
+        self.signal_queue.append(signum)
+
+    def wait(self) -> None:
+        try:
+            select.select([self.wake_r], [], [], 1.0)
+            while os.read(self.wake_r, 512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def handle_chld(self) -> None:
+        pass  # reaping happens on every pass of the loop
+
+    def handle_term(self) -> None:
+        self.stop(graceful=True)
+
+    handle_int = handle_term
+
+    def handle_quit(self) -> None:
+        self.stop(graceful=False)
+
+    def handle_ttin(self) -> None:
+        self.target_workers += 1
+        log.info("TTIN: workers -> %d", self.target_workers)
+
+    def handle_ttou(self) -> None:
+        if self.target_workers > 1:
+            self.target_workers -= 1
+        log.info("TTOU: workers -> %d", self.target_workers)
+
+    def handle_hup(self) -> None:
+        """Reload the config; start fresh workers, then let the old ones finish and go."""
+        try:
+            plan = self.reload()
+        except Exception as exc:  # a bad config on reload keeps the running one
+            log.error("reload failed, keeping the current config: %s", exc)
+            return
+        old = plan.settings
+        cur = self.plan.settings
+        if (old["host"], old["port"]) != (cur["host"], cur["port"]):
+            log.warning("host/port changes need a restart; keeping %s:%d", cur["host"], cur["port"])
+            plan.settings["host"], plan.settings["port"] = cur["host"], cur["port"]
+        self.plan = plan
+        self.target_workers = plan.settings["workers"]
+        self.generation += 1
+        log.info("HUP: config reloaded, replacing workers (generation %d)", self.generation)
+        self.crash_streak = 0
+        self.next_spawn = 0.0
+        self.manage_children()
+        for child in list(self.children.values()):
+            if child.generation < self.generation:
+                self.signal_child(child, signal.SIGTERM)
+
+    def stop(self, graceful: bool) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.stop_deadline = time.monotonic() + self.plan.settings["graceful_timeout"] + 1
+            if self.listener is not None:
+                self.listener.close()
+        if graceful:
+            log.info("stopping gracefully")
+            self.kill_all(signal.SIGTERM)
+        else:
+            log.info("stopping now")
+            self.kill_all(signal.SIGQUIT)
+            self.stop_deadline = min(self.stop_deadline, time.monotonic() + 1)
+
+    # -- children --------------------------------------------------------------------------
+
+    def manage_children(self) -> None:
+        """Spawn what is missing: workers up to the target, one process per service."""
+        current = [c for c in self.children.values()
+                   if c.kind == "worker" and c.generation == self.generation and not c.stopping]
+        for child in current[self.target_workers:]:
+            self.signal_child(child, signal.SIGTERM)
+        running = {c.kind for c in self.children.values() if not c.stopping}
+        wanted = self.target_workers - min(len(current), self.target_workers)
+        missing_services = [s for s in self.plan.services if s.name not in running]
+        if not wanted and not missing_services:
+            return
+        if time.monotonic() < self.next_spawn:
+            return
+        for service in missing_services:
+            self.spawn(service.name, lambda s=service: s.target(self.plan.settings))
+        for _ in range(wanted):
+            self.spawn_worker()
+
+    def spawn_worker(self) -> None:
+        heartbeat = tempfile.TemporaryFile(prefix="httpd-heartbeat-")
+        plan = self.plan
+
+        def work() -> None:
+            Worker(self.listener, plan.app, plan.settings, heartbeat.fileno(), self.pid).run()
+
+        self.spawn("worker", work, heartbeat)
+
+    def spawn(self, kind: str, body: Callable[[], None], heartbeat: Any = None) -> None:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = Child(pid, kind, self.generation, time.monotonic(), heartbeat)
+            return
+        code = 0
+        try:
+            self.become_child()
+            body()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        except BaseException:
+            log.exception("%s %d crashed", kind, os.getpid())
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def become_child(self) -> None:
+        """Undo the master's signal setup and die with the master."""
+        signal.set_wakeup_fd(-1)
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass  # the worker's once-a-second parent check still catches an orphaning
+        if os.getppid() != self.pid:
+            raise SystemExit(0)
+
+    def reap_children(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            if child.heartbeat is not None:
+                child.heartbeat.close()
+            if child.stopping or self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("%s %d exited with %s; replacing it", child.kind, pid,
+                        f"signal {-code}" if code < 0 else f"code {code}")
+            if time.monotonic() - child.started < EARLY_DEATH:
+                self.crash_streak += 1
+                delay = min(0.1 * 2 ** self.crash_streak, BACKOFF_MAX)
+                self.next_spawn = time.monotonic() + delay
+            else:
+                self.crash_streak = 0
+
+    def murder_workers(self) -> None:
+        """Kill workers that stopped sending heartbeats (stuck in a handler, or wedged)."""
+        timeout = self.plan.settings["worker_timeout"]
+        now = time.time()
+        for child in list(self.children.values()):
+            if child.heartbeat is None or child.stopping:
+                continue
+            if now - os.fstat(child.heartbeat.fileno()).st_mtime > timeout:
+                log.error("worker %d sent no heartbeat for %.0f s; killing it", child.pid, timeout)
+                self.signal_child(child, signal.SIGKILL)
+                child.stopping = False  # a murdered worker is replaced like a crashed one
+
+    def signal_child(self, child: Child, signum: int) -> None:
+        child.stopping = True
+        try:
+            os.kill(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def kill_all(self, signum: int) -> None:
+        for child in list(self.children.values()):
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:
+                pass
+        if signum == signal.SIGKILL:
+            deadline = time.monotonic() + 2
+            while self.children and time.monotonic() < deadline:
+                self.reap_children()
+                time.sleep(0.02)
+
+
+def start_error(message: str) -> int:
+    print(f"httpd.py: {message}", file=sys.stderr)
+    return 1
+
+
+def address_in_use(exc: OSError) -> bool:
+    return exc.errno == errno.EADDRINUSE

@@ -1,0 +1,311 @@
+"""HTTP/1.1 on the wire, sans-IO: bytes in, requests out; responses in, bytes out.
+
+Nothing here touches a socket or a clock, so every framing rule is tested with byte strings.
+Rules cite RFC 9112 (message syntax) and RFC 9110 (semantics). Errors are ``HttpError``
+carrying the status to send; after any of them the connection must close, because the
+framing of whatever follows can no longer be trusted.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+REASONS = {
+    100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content",
+    301: "Moved Permanently", 302: "Found", 304: "Not Modified", 307: "Temporary Redirect",
+    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout",
+    409: "Conflict", 411: "Length Required", 412: "Precondition Failed",
+    413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
+    416: "Range Not Satisfiable", 417: "Expectation Failed", 422: "Unprocessable Content",
+    429: "Too Many Requests", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+# RFC 9110 §5.6.2: token characters; translate(None, TCHAR) leaves only the bad bytes.
+TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
+BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 §5.5: no CTL but HTAB
+HTTP_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+HOST_VALUE = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:\[\]]*")
+ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)")
+
+
+class HttpError(Exception):
+    """A request we refuse; ``status`` is what to answer. The connection closes after it."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message or REASONS.get(status, "Error"))
+        self.status = status
+        self.message = message or REASONS.get(status, "Error")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_line: int = 8190
+    max_header_size: int = 32768
+    max_header_count: int = 100
+
+
+class Request:
+    """A parsed request head plus, once read, its body. Header names are lower-case."""
+
+    __slots__ = ("method", "target", "path", "query", "version", "headers", "keep_alive",
+                 "content_length", "chunked", "expect_continue", "host", "body",
+                 "body_file", "client", "app_state")
+
+    def __init__(self, method: str, target: str, version: str, headers: dict[str, str]) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        path, _, self.query = target.partition("?")
+        self.path = path.partition("#")[0]
+        self.keep_alive = True
+        self.content_length = 0
+        self.chunked = False
+        self.expect_continue = False
+        self.host = headers.get("host", "")
+        self.body: bytes = b""
+        self.body_file = None  # an open temp file when the body was spooled to disk
+        self.client = ("", 0)
+        self.app_state = None
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or self.content_length > 0
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target} {self.version}>"
+
+
+def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
+    """Parse one request head from the start of ``buf``.
+
+    Returns (request, bytes consumed) or None when more bytes are needed. Leading empty
+    lines are dropped from ``buf`` in place (RFC 9112 §2.2 lets a server ignore them).
+    """
+    skip = 0
+    size = len(buf)
+    while skip < size and buf[skip] in b"\r\n":
+        skip += 1
+    if skip:
+        del buf[:skip]
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        check_incomplete_head(buf, limits)
+        return None
+    head = bytes(buf[:end])
+    # RFC 9112 §2.2: a bare CR or LF is not a line terminator here; refuse rather than guess.
+    crlf = head.count(b"\r\n")
+    if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
+        raise HttpError(400, "bare CR or LF in request head")
+    lines = head.split(b"\r\n")
+    line = lines[0]
+    if len(line) > limits.max_request_line:
+        raise HttpError(414)
+    if end - len(line) > limits.max_header_size:
+        raise HttpError(431)
+    if len(lines) - 1 > limits.max_header_count:
+        raise HttpError(431, "too many header fields")
+    method, target, version = parse_request_line(line)
+    headers = parse_fields(lines)
+    request = Request(method, target, version, headers)
+    apply_framing(request, headers)
+    return request, end + 4
+
+
+def check_incomplete_head(buf: bytearray, limits: Limits) -> None:
+    """Refuse a head that can no longer become acceptable, without waiting for its end."""
+    first_lf = buf.find(b"\n")
+    if first_lf < 0:
+        if len(buf) > limits.max_request_line:
+            raise HttpError(414)
+        return
+    if first_lf > limits.max_request_line + 1:
+        raise HttpError(414)
+    if len(buf) > limits.max_header_size + first_lf + 4:
+        raise HttpError(431)
+    if buf.count(b"\n") != buf.count(b"\r\n"):
+        raise HttpError(400, "bare LF in request head")
+
+
+def parse_request_line(line: bytes) -> tuple[str, str, str]:
+    # RFC 9112 §3: method SP request-target SP HTTP-version, single spaces.
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line")
+    method, target, version = parts
+    if not method or method.translate(None, TCHAR):
+        raise HttpError(400, "malformed method")
+    if version != b"HTTP/1.1" and version != b"HTTP/1.0":
+        if HTTP_VERSION.fullmatch(version):
+            raise HttpError(505)
+        raise HttpError(400, "malformed HTTP version")
+    if not target or BAD_TARGET.search(target):
+        raise HttpError(400, "malformed request target")
+    return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")
+
+
+def parse_fields(lines: list[bytes]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t"):
+            raise HttpError(400, "obsolete line folding")  # RFC 9112 §5.2
+        colon = line.find(b":")
+        if colon <= 0:
+            raise HttpError(400, "malformed header field")
+        name = line[:colon]
+        if name.translate(None, TCHAR):
+            # includes whitespace before the colon: RFC 9112 §5.1 requires a 400
+            raise HttpError(400, "malformed header name")
+        value = line[colon + 1:].strip(b" \t")
+        if BAD_VALUE.search(value):
+            raise HttpError(400, "control character in header value")
+        key = name.decode("ascii").lower()
+        text = value.decode("latin-1")
+        if key in headers:
+            if key in ("host", "content-length", "transfer-encoding"):
+                raise HttpError(400, f"duplicate {key} header")
+            text = headers[key] + ("; " if key == "cookie" else ", ") + text
+        headers[key] = text
+    return headers
+
+
+def apply_framing(request: Request, headers: dict[str, str]) -> None:
+    """Decide keep-alive, body length and expectations (RFC 9112 §6, §9.3; RFC 9110 §10.1.1)."""
+    http11 = request.version == "HTTP/1.1"
+    target = request.target
+    if target[0] != "/":
+        absolute = ABSOLUTE_FORM.fullmatch(target.encode("ascii"))
+        if absolute:
+            # RFC 9112 §3.2.2: the authority in an absolute-form target replaces Host.
+            request.host = absolute.group(1).decode("ascii")
+            rest = absolute.group(2).decode("ascii") or "/"
+            request.path, _, request.query = rest.partition("?")
+            request.path = request.path.partition("#")[0]
+        elif not (target == "*" and request.method == "OPTIONS"):
+            raise HttpError(400, "malformed request target")
+    elif "host" not in headers and http11:
+        raise HttpError(400, "missing Host header")  # RFC 9112 §3.2
+    if not HOST_VALUE.fullmatch(request.host):
+        raise HttpError(400, "malformed Host header")
+
+    tokens = headers.get("connection", "").lower()
+    if http11:
+        request.keep_alive = "close" not in tokens
+    else:
+        request.keep_alive = "keep-alive" in tokens and "close" not in tokens
+
+    te = headers.get("transfer-encoding")
+    cl = headers.get("content-length")
+    if te is not None:
+        if cl is not None:
+            raise HttpError(400, "both Content-Length and Transfer-Encoding")  # RFC 9112 §6.1
+        if not http11:
+            raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        codings = [c.strip().lower() for c in te.split(",")]
+        if codings[-1] != "chunked" or codings.count("chunked") > 1:
+            raise HttpError(400, "chunked must be the final transfer coding")
+        if len(codings) > 1:
+            raise HttpError(501, "unsupported transfer coding")
+        request.chunked = True
+    elif cl is not None:
+        if not cl.isdigit() or not cl.isascii() or len(cl) > 18:
+            raise HttpError(400, "malformed Content-Length")
+        request.content_length = int(cl)
+
+    expect = headers.get("expect")
+    if expect is not None:
+        if expect.lower() != "100-continue":
+            raise HttpError(417)
+        request.expect_continue = http11 and request.has_body
+
+
+class ChunkedDecoder:
+    """Decodes a chunked body incrementally (RFC 9112 §7.1), enforcing a size limit.
+
+    ``feed`` consumes what it can from the front of ``buf`` and returns the data chunks it
+    decoded; ``done`` turns true after the last chunk and the trailer section.
+    """
+
+    MAX_LINE = 4096
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self.remaining = 0  # data bytes left in the current chunk
+        self.state = "size"  # size -> data -> data_end -> size ... -> trailer -> done
+        self.done = False
+
+    def feed(self, buf: bytearray) -> list[bytes]:
+        out: list[bytes] = []
+        while not self.done:
+            if self.state == "data":
+                if not buf:
+                    break
+                take = min(self.remaining, len(buf))
+                out.append(bytes(buf[:take]))
+                del buf[:take]
+                self.remaining -= take
+                if self.remaining == 0:
+                    self.state = "data_end"
+                continue
+            line = self.take_line(buf)
+            if line is None:
+                break
+            if self.state == "size":
+                self.start_chunk(line)
+            elif self.state == "data_end":
+                if line:
+                    raise HttpError(400, "chunk data longer than its size")
+                self.state = "size"
+            elif not line:  # trailer section ends with an empty line; fields are dropped
+                self.done = True
+            elif line[:1] in (b" ", b"\t") or line.find(b":") <= 0:
+                raise HttpError(400, "malformed trailer field")
+        return out
+
+    def take_line(self, buf: bytearray) -> bytes | None:
+        end = buf.find(b"\r\n")
+        if end < 0:
+            if len(buf) > self.MAX_LINE:
+                raise HttpError(400, "chunk line too long")
+            if b"\n" in buf:
+                raise HttpError(400, "bare LF in chunked body")
+            return None
+        line = bytes(buf[:end])
+        del buf[:end + 2]
+        if b"\n" in line or b"\r" in line:
+            raise HttpError(400, "bare CR or LF in chunked body")
+        return line
+
+    def start_chunk(self, line: bytes) -> None:
+        size_text = line.split(b";", 1)[0].rstrip(b" \t")  # chunk extensions are ignored
+        if not size_text or size_text.translate(None, b"0123456789abcdefABCDEF") \
+                or len(size_text) > 15:
+            raise HttpError(400, "malformed chunk size")
+        size = int(size_text, 16)
+        self.total += size
+        if self.total > self.limit:
+            raise HttpError(413)
+        if size == 0:
+            self.state = "trailer"
+        else:
+            self.remaining = size
+            self.state = "data"
+
+
+def status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Unknown").encode("ascii"))
+
+
+STATUS_LINES = {status: status_line(status) for status in REASONS}
+
+
+def serialize_head(status: int, fields: list[tuple[str, str]]) -> bytes:
+    """The status line and header section of a response, ending with the empty line."""
+    lines = STATUS_LINES.get(status) or status_line(status)
+    text = "".join([f"{name}: {value}\r\n" for name, value in fields])
+    return lines + text.encode("latin-1", "replace") + b"\r\n"

@@ -1,0 +1,524 @@
+"""A worker process: one epoll loop over the shared listening socket and its connections.
+
+The loop owns sockets and time; HTTP framing belongs to ``protocol`` and what to answer to
+the ``Application`` (handlers/). Each connection is a small state object: a read buffer, the
+request whose body is being read, an outgoing queue, and one deadline that the once-a-second
+sweep enforces (head, body, keep-alive and send timeouts), so a slow client costs one
+descriptor and never a worker.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import signal
+import socket
+import tempfile
+import time
+from collections import deque
+from typing import Any, Protocol
+
+from framework.log import AccessLog
+from framework.messages import Response, http_date, text_response
+from framework.protocol import ChunkedDecoder, HttpError, Limits, Request, parse_head, \
+    serialize_head
+
+log = logging.getLogger("httpd.worker")
+
+SERVER_NAME = "httpd.py"
+RECV_SIZE = 65536
+BODY_RECV_SIZE = 262144
+OUT_HIGH_WATER = 256 * 1024  # stop answering pipelined requests until this much is sent
+LINGER_SECONDS = 2.0
+EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# connection states
+IDLE, HEAD, BODY, CLOSING = 0, 1, 2, 3
+
+
+class Application(Protocol):
+    def preflight(self, request: Request) -> Response | int:
+        """Before the body is read: a Response to answer at once, or the body size limit."""
+
+    def handle(self, request: Request) -> Response:
+        """Answer a complete request."""
+
+    def error(self, status: int, message: str, request: Request | None) -> Response:
+        """The response for a protocol-level error (``request`` when the head was parsed)."""
+
+
+class Connection:
+    __slots__ = ("sock", "fd", "client", "inbuf", "out", "outbuf", "state", "deadline",
+                 "request", "remaining", "decoder", "spool", "body_parts", "close_after",
+                 "events")
+
+    def __init__(self, sock: socket.socket, client: str) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.client = client
+        self.inbuf = bytearray()
+        self.out: deque[Any] = deque()  # bytes, or [file, offset, remaining] for sendfile
+        self.outbuf = bytearray()  # responses not yet moved to ``out``
+        self.state = IDLE
+        self.deadline = 0.0
+        self.request: Request | None = None
+        self.remaining = 0
+        self.decoder: ChunkedDecoder | None = None
+        self.spool: Any = None
+        self.body_parts: list[bytes] = []
+        self.close_after = False
+        self.events = EPOLLIN
+
+
+class Worker:
+    def __init__(self, listener: socket.socket, app: Application, settings: dict[str, Any],
+                 heartbeat_fd: int, master_pid: int) -> None:
+        self.listener = listener
+        self.lfd = listener.fileno()
+        self.app = app
+        self.s = settings
+        self.heartbeat_fd = heartbeat_fd
+        self.master_pid = master_pid
+        self.limits = Limits(settings["max_request_line"], settings["max_header_size"],
+                             settings["max_header_count"])
+        self.spool_size = settings["body_spool_size"]
+        self.access = AccessLog(settings["access_log"])
+        self.conns: dict[int, Connection] = {}
+        self.epoll = select.epoll()
+        self.accepting = False
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.signals: list[int] = []
+        self.now = time.monotonic()
+        self.date_second = -1
+        self.date = ""
+        self.next_tick = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.setup_signals()
+        self.listener.setblocking(False)
+        self.start_accepting()
+        try:
+            self.loop()
+        finally:
+            self.access.flush()
+            for conn in list(self.conns.values()):
+                self.close(conn)
+
+    def setup_signals(self) -> None:
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup_fd = rfd
+        signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, self.note_signal)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.epoll.register(rfd, EPOLLIN)
+
+    def note_signal(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+
+    def start_accepting(self) -> None:
+        if not self.accepting and not self.stopping:
+            self.epoll.register(self.lfd, EPOLLIN | select.EPOLLEXCLUSIVE)
+            self.accepting = True
+
+    def stop_accepting(self) -> None:
+        if self.accepting:
+            self.epoll.unregister(self.lfd)
+            self.accepting = False
+
+    def begin_graceful_stop(self) -> None:
+        if self.stopping:
+            return
+        self.stop_accepting()
+        self.stopping = True
+        self.stop_deadline = self.now + self.s["graceful_timeout"]
+        for conn in list(self.conns.values()):
+            if conn.state == IDLE and not conn.out and not conn.outbuf:
+                self.close(conn)
+
+    def handle_signals(self) -> None:
+        try:
+            while os.read(self.wakeup_fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum == signal.SIGQUIT:
+                raise SystemExit(0)
+            self.begin_graceful_stop()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        poll = self.epoll.poll
+        conns = self.conns
+        lfd = self.lfd
+        while True:
+            if self.stopping and (not conns or self.now > self.stop_deadline):
+                return
+            events = poll(1.0)
+            self.now = time.monotonic()
+            for fd, ev in events:
+                if fd == lfd:
+                    self.accept_all()
+                    continue
+                conn = conns.get(fd)
+                if conn is None:
+                    if fd == self.wakeup_fd:
+                        self.handle_signals()
+                    continue
+                if ev & EPOLLOUT:
+                    self.on_writable(conn)
+                if ev & (EPOLLIN | select.EPOLLHUP | select.EPOLLERR) and conn.fd in conns:
+                    self.on_readable(conn)
+            if self.now >= self.next_tick:
+                self.tick()
+
+    def tick(self) -> None:
+        """Once a second: heartbeat, timeouts, orphan check, log flush."""
+        self.next_tick = self.now + 1.0
+        os.utime(self.heartbeat_fd)
+        if os.getppid() != self.master_pid:
+            self.begin_graceful_stop()
+        self.access.flush()
+        for conn in [c for c in self.conns.values() if c.deadline < self.now]:
+            self.close(conn)
+
+    def accept_all(self) -> None:
+        conns = self.conns
+        limit = self.s["max_connections"]
+        while True:
+            try:
+                sock, addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept failed: %s", exc)
+                    self.stop_accepting()  # retried when a connection closes
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(sock, addr[0] if isinstance(addr, tuple) else "-")
+            conn.deadline = self.now + self.s["keepalive_timeout"]
+            conns[conn.fd] = conn
+            self.epoll.register(conn.fd, EPOLLIN)
+            if len(conns) >= limit:
+                self.stop_accepting()
+                return
+
+    def close(self, conn: Connection) -> None:
+        if self.conns.pop(conn.fd, None) is None:
+            return
+        try:
+            self.epoll.unregister(conn.fd)
+        except OSError:
+            pass
+        for item in conn.out:
+            if isinstance(item, list):
+                item[0].close()
+        conn.out.clear()
+        if conn.spool is not None:
+            conn.spool.close()
+        conn.sock.close()
+        if not self.accepting and len(self.conns) < self.s["max_connections"]:
+            self.start_accepting()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def on_readable(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(BODY_RECV_SIZE if conn.state == BODY else RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close(conn)
+            return
+        if not data:
+            self.close(conn)
+            return
+        if conn.state == CLOSING:
+            return  # discarding what a client sends after an error we are answering
+        conn.inbuf += data
+        if conn.state == IDLE:
+            conn.state = HEAD
+            conn.deadline = self.now + self.s["header_timeout"]
+        elif conn.state == BODY:
+            conn.deadline = self.now + self.s["body_timeout"]
+        self.process(conn)
+
+    def process(self, conn: Connection) -> None:
+        """Answer every complete request in the buffer, in order, sending in batches."""
+        while self.answer_buffered(conn):
+            self.flush(conn)
+            if conn.out or conn.fd not in self.conns:
+                return
+        self.flush(conn)
+
+    def answer_buffered(self, conn: Connection) -> bool:
+        """Answer requests until the buffer runs dry; True when output must drain first."""
+        while conn.state != CLOSING:
+            if len(conn.outbuf) >= OUT_HIGH_WATER or conn.out:
+                return True
+            if conn.state == BODY:
+                if not self.read_body(conn):
+                    return False
+                request = conn.request
+            else:
+                if not conn.inbuf:
+                    return False
+                try:
+                    parsed = parse_head(conn.inbuf, self.limits)
+                except HttpError as exc:
+                    self.fail(conn, exc)
+                    return False
+                if parsed is None:
+                    if not conn.inbuf:
+                        self.become_idle(conn)
+                    return False
+                request, consumed = parsed
+                del conn.inbuf[:consumed]
+                request.client = (conn.client, 0)
+                if request.has_body:
+                    self.start_body(conn, request)
+                    continue
+            self.respond(conn, request)
+        return False
+
+    def start_body(self, conn: Connection, request: Request) -> None:
+        """Check the request before its body arrives: answer it at once, or start reading."""
+        try:
+            verdict = self.app.preflight(request)
+        except Exception:
+            log.exception("preflight failed for %r", request)
+            verdict = self.app.error(500, "Internal Server Error", request)
+        if isinstance(verdict, Response):
+            self.respond(conn, request, verdict, close=True)  # the unread body must not be
+            return  # taken for the next request
+        if request.content_length > verdict:
+            self.respond(conn, request, self.app.error(413, "Request body too large", request),
+                         close=True)
+            return
+        conn.request = request
+        conn.state = BODY
+        conn.deadline = self.now + self.s["body_timeout"]
+        conn.body_parts = []
+        conn.spool = None
+        if request.chunked:
+            conn.decoder = ChunkedDecoder(verdict)
+            conn.remaining = 0
+        else:
+            conn.decoder = None
+            conn.remaining = request.content_length
+            if request.content_length > self.spool_size:
+                conn.spool = tempfile.TemporaryFile()
+        if request.expect_continue and not self.body_complete_in_buffer(conn):
+            conn.outbuf += CONTINUE
+
+    def body_complete_in_buffer(self, conn: Connection) -> bool:
+        return conn.decoder is None and len(conn.inbuf) >= conn.remaining
+
+    def read_body(self, conn: Connection) -> bool:
+        """Move body bytes from the buffer; return True once the body is complete."""
+        request = conn.request
+        if conn.decoder is not None:
+            try:
+                parts = conn.decoder.feed(conn.inbuf)
+            except HttpError as exc:
+                self.fail(conn, exc)
+                return False
+            self.store_body(conn, parts)
+            if not conn.decoder.done:
+                return False
+        else:
+            take = min(conn.remaining, len(conn.inbuf))
+            if take:
+                if take == len(conn.inbuf):
+                    part = bytes(conn.inbuf)
+                    conn.inbuf.clear()
+                else:
+                    part = bytes(conn.inbuf[:take])
+                    del conn.inbuf[:take]
+                conn.remaining -= take
+                self.store_body(conn, [part])
+            if conn.remaining:
+                return False
+        if conn.spool is not None:
+            conn.spool.seek(0)
+            request.body_file = conn.spool
+            conn.spool = None
+        else:
+            request.body = b"".join(conn.body_parts)
+        conn.body_parts = []
+        conn.state = HEAD
+        return True
+
+    def store_body(self, conn: Connection, parts: list[bytes]) -> None:
+        if conn.spool is not None:
+            for part in parts:
+                conn.spool.write(part)
+            return
+        conn.body_parts.extend(parts)
+        if conn.decoder is not None and conn.decoder.total > self.spool_size:
+            conn.spool = tempfile.TemporaryFile()
+            for part in conn.body_parts:
+                conn.spool.write(part)
+            conn.body_parts = []
+
+    def become_idle(self, conn: Connection) -> None:
+        conn.state = IDLE
+        conn.deadline = self.now + self.s["keepalive_timeout"]
+
+    # -- answering -------------------------------------------------------------------------
+
+    def fail(self, conn: Connection, exc: HttpError) -> None:
+        """Answer a framing error and close: what follows it cannot be parsed reliably."""
+        request = conn.request if conn.state == BODY else None
+        response = self.app.error(exc.status, exc.message, request)
+        self.respond(conn, request, response, close=True)
+
+    def respond(self, conn: Connection, request: Request | None,
+                response: Response | None = None, close: bool = False) -> None:
+        if response is None:
+            try:
+                response = self.app.handle(request)
+            except Exception:
+                log.exception("unhandled error answering %r", request)
+                response = self.app.error(500, "Internal Server Error", request)
+            finally:
+                if request.body_file is not None:
+                    request.body_file.close()
+        keep_alive = (request is not None and request.keep_alive and not close
+                      and not response.close and not self.stopping)
+        head_only = request is not None and request.method == "HEAD"
+        fields = response.headers
+        fields.append(("Date", self.http_date()))
+        fields.append(("Server", SERVER_NAME))
+        if response.status >= 200 and response.status not in (204, 304):
+            fields.append(("Content-Length", str(response.length)))
+        fields.append(("Connection", "keep-alive" if keep_alive else "close"))
+        conn.outbuf += serialize_head(response.status, fields)
+        if response.file is not None:
+            if head_only or not response.length:
+                response.file.close()
+            else:
+                self.queue_outbuf(conn)
+                conn.out.append([response.file, response.offset, response.length])
+        elif not head_only and response.body:
+            conn.outbuf += response.body
+        if self.access.enabled:
+            self.log_access(conn, request, response, head_only)
+        conn.request = None
+        if keep_alive:
+            conn.state = HEAD if conn.inbuf else IDLE
+            conn.deadline = self.now + (self.s["header_timeout"] if conn.inbuf
+                                        else self.s["keepalive_timeout"])
+        else:
+            conn.state = CLOSING
+            conn.close_after = True
+            conn.deadline = self.now + self.s["send_timeout"]
+
+    def log_access(self, conn: Connection, request: Request | None, response: Response,
+                   head_only: bool) -> None:
+        if request is None:
+            line, referer, agent = "-", "", ""
+        else:
+            line = f"{request.method} {request.target} {request.version}"
+            referer = request.headers.get("referer", "")
+            agent = request.headers.get("user-agent", "")
+        size = 0 if head_only else response.length
+        self.access.write(conn.client, line, response.status, size, referer, agent,
+                          time.time())
+
+    def http_date(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self.date_second:
+            self.date_second = second
+            self.date = http_date(second)
+        return self.date
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def queue_outbuf(self, conn: Connection) -> None:
+        if conn.outbuf:
+            conn.out.append(bytes(conn.outbuf))
+            conn.outbuf.clear()
+
+    def flush(self, conn: Connection) -> None:
+        """Send what is queued; wait for EPOLLOUT on a partial write."""
+        self.queue_outbuf(conn)
+        out = conn.out
+        sock = conn.sock
+        try:
+            while out:
+                item = out[0]
+                if isinstance(item, bytes):
+                    sent = sock.send(item)
+                    if sent < len(item):
+                        out[0] = item[sent:]
+                        break
+                    out.popleft()
+                else:
+                    file, offset, remaining = item
+                    sent = os.sendfile(conn.fd, file.fileno(), offset, remaining)
+                    if sent == 0:  # the file shrank under us: the length promised is void
+                        raise OSError("file truncated while sending")
+                    if sent < remaining:
+                        item[1] += sent
+                        item[2] -= sent
+                        break
+                    file.close()
+                    out.popleft()
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self.close(conn)
+            return
+        if out:
+            conn.deadline = self.now + self.s["send_timeout"]
+            self.want(conn, EPOLLOUT)
+            return
+        if conn.close_after:
+            self.linger(conn)
+            return
+        self.want(conn, EPOLLIN)
+
+    def on_writable(self, conn: Connection) -> None:
+        self.flush(conn)
+        if not conn.out and conn.inbuf and conn.fd in self.conns and conn.state != CLOSING:
+            self.process(conn)  # pipelined requests that waited for the queue to drain
+
+    def want(self, conn: Connection, events: int) -> None:
+        if conn.events != events:
+            conn.events = events
+            self.epoll.modify(conn.fd, events)
+
+    def linger(self, conn: Connection) -> None:
+        """Half-close after the last answer and read until the client closes (or 2 s pass).
+
+        Closing at once with unread request bytes in the kernel would send a reset, which
+        can destroy the answer before the client reads it.
+        """
+        conn.close_after = False
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close(conn)
+            return
+        conn.inbuf.clear()
+        conn.deadline = self.now + LINGER_SECONDS
+        self.want(conn, EPOLLIN)
