@@ -1,0 +1,57 @@
+"""Shared fixtures: a generated document root and servers started on free ports."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from support import running_server
+
+SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
+
+
+def build_docroot(base: Path) -> Path:
+    """A site with the awkward names a static server meets, plus a secret just outside."""
+    root = base / "www"
+    (root / "dir1" / "dir12").mkdir(parents=True)
+    (root / "dir2").mkdir()
+    (root / "empty_dir").mkdir()
+    (root / ".hidden_dir").mkdir()
+    (root / ".well-known").mkdir()
+    (root / "index.html").write_bytes(b"<html><body>root index</body></html>")
+    (root / "dir1" / "index.html").write_bytes(b"<html>dir1 index</html>")
+    (root / "dir1" / "dir12" / "index.html").write_bytes(b"<html>dir12 index</html>")
+    (root / "dir2" / "page.html").write_bytes(b"<html>page</html>")
+    (root / "space in name.txt").write_bytes(b"spaces ok")
+    (root / "text..txt").write_bytes(b"double dot ok")
+    (root / "logo.v2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 100)
+    (root / "photo.JPG").write_bytes(b"\xff\xd8\xff" + b"j" * 50)
+    (root / "movie.swf").write_bytes(b"FWS" + b"s" * 20)
+    (root / "app.js").write_bytes(b"var x = 1;")
+    (root / "style.css").write_bytes(b"body{}")
+    (root / "anim.gif").write_bytes(b"GIF89a" + b"g" * 10)
+    (root / "pic.jpeg").write_bytes(b"\xff\xd8\xff" + b"p" * 10)
+    (root / "unknown.zzz").write_bytes(b"?")
+    (root / "кириллица.txt").write_bytes("привет".encode())
+    (root / ".hidden").write_bytes(b"hidden")
+    (root / ".hidden_dir" / "file.txt").write_bytes(b"hidden too")
+    (root / ".well-known" / "security.txt").write_bytes(b"Contact: x")
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (base / "secret.txt").write_bytes(SECRET)
+    (root / "link_out").symlink_to(base / "secret.txt")
+    (root / "dir_out").symlink_to(base)
+    (root / "link_in.txt").symlink_to(root / "text..txt")
+    return root
+
+
+@pytest.fixture(scope="session")
+def docroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_docroot(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="session")
+def static_server(tmp_path_factory: pytest.TempPathFactory, docroot: Path):
+    """A server with no apps over the generated document root, shared by static tests."""
+    with running_server(tmp_path_factory.mktemp("static"), [], document_root=docroot) as s:
+        yield s

@@ -1,0 +1,169 @@
+"""Running a real httpd.py for tests: a free port, a temp database, raw-socket helpers."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+HTTPD = REPO / "httpd.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """One httpd.py master with its workers, on 127.0.0.1 and a free port."""
+
+    def __init__(self, workdir: Path, apps: list[str], document_root: Path | None = None,
+                 workers: int = 2, **settings: Any) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.db_path = workdir / "test.sqlite3"
+        self.media_root = workdir / "media"
+        self.access_log = workdir / "access.log"
+        self.stderr_path = workdir / "stderr.log"
+        config = {
+            "apps": apps,
+            "database": str(self.db_path),
+            "media_root": str(self.media_root),
+            "document_root": str(document_root or REPO / "document_root"),
+            "access_log": str(self.access_log),
+            "workers": workers,
+            "log_level": "info",
+            **settings,
+        }
+        self.config_path = workdir / "config.json"
+        self.config_path.write_text(json.dumps(config))
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def start(self, timeout: float = 10.0) -> "ServerProcess":
+        self.stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HTTPD), "-c", str(self.config_path), "-p", str(self.port)],
+            cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"httpd.py exited with {self.proc.returncode}: "
+                                   f"{self.stderr_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"GET /api/ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("httpd.py did not start in time")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self.stderr.close()
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def worker_pids(self) -> list[int]:
+        """Children of the master (workers and services)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return requests.get(self.url(path), timeout=10, **kw)
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        return requests.request(method, self.url(path), **kw)
+
+    def raw(self, data: bytes, timeout: float = 5.0, shutdown: bool = False) -> bytes:
+        """Send bytes on a fresh connection; return everything received until the close."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(data)
+            if shutdown:
+                s.shutdown(socket.SHUT_WR)
+            chunks = []
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            except socket.timeout:
+                pass
+            return b"".join(chunks)
+
+    def db(self) -> sqlite3.Connection:
+        """A separate connection to the server's database, for checking what was stored."""
+        return sqlite3.connect(self.db_path, timeout=10)
+
+    def snapshot(self, *tables: str) -> dict[str, list[tuple]]:
+        """Every row of the given tables, for 'nothing changed after a rejected write'."""
+        with contextlib.closing(self.db()) as conn:
+            return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+                    for t in tables}
+
+
+@contextlib.contextmanager
+def running_server(workdir: Path, apps: list[str], **kw: Any) -> Iterator[ServerProcess]:
+    server = ServerProcess(workdir, apps, **kw).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Split one raw response into status, headers (lower-case names) and the rest."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, body
+
+
+def split_responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Split several pipelined responses that carry Content-Length."""
+    out = []
+    while raw:
+        status, headers, rest = parse_response(raw)
+        length = int(headers.get("content-length", "0"))
+        out.append((status, headers, rest[:length]))
+        raw = rest[length:]
+    return out
