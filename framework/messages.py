@@ -37,7 +37,7 @@ class Response:
     A file body is sent with sendfile and closed by the server.
     """
 
-    __slots__ = ("status", "headers", "body", "file", "offset", "length", "close")
+    __slots__ = ("status", "headers", "body", "file", "offset", "length", "close", "raw")
 
     def __init__(self, status: int = 200, body: bytes = b"",
                  headers: list[tuple[str, str]] | None = None,
@@ -51,6 +51,7 @@ class Response:
         self.offset = 0
         self.length = len(body)
         self.close = False  # force Connection: close after this response
+        self.raw = b""  # header fields already serialized (cached by the static handler)
 
     def set_file(self, file: BinaryIO, offset: int, length: int) -> None:
         self.file = file

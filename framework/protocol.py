@@ -26,7 +26,8 @@ REASONS = {
 # RFC 9110 §5.6.2: token characters; translate(None, TCHAR) leaves only the bad bytes.
 TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
-BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 §5.5: no CTL but HTAB
+# RFC 9110 §5.5: no control characters in field values but HTAB (CR and LF are checked apart)
+BAD_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 HTTP_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 HOST_VALUE = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:\[\]]*")
 ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)")
@@ -101,6 +102,8 @@ def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
     crlf = head.count(b"\r\n")
     if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
         raise HttpError(400, "bare CR or LF in request head")
+    if BAD_CONTROL.search(head):
+        raise HttpError(400, "control character in request head")
     lines = head.split(b"\r\n")
     line = lines[0]
     if len(line) > limits.max_request_line:
@@ -160,11 +163,8 @@ def parse_fields(lines: list[bytes]) -> dict[str, str]:
         if name.translate(None, TCHAR):
             # includes whitespace before the colon: RFC 9112 §5.1 requires a 400
             raise HttpError(400, "malformed header name")
-        value = line[colon + 1:].strip(b" \t")
-        if BAD_VALUE.search(value):
-            raise HttpError(400, "control character in header value")
         key = name.decode("ascii").lower()
-        text = value.decode("latin-1")
+        text = line[colon + 1:].strip(b" \t").decode("latin-1")
         if key in headers:
             if key in ("host", "content-length", "transfer-encoding"):
                 raise HttpError(400, f"duplicate {key} header")
@@ -304,8 +304,14 @@ def status_line(status: int) -> bytes:
 STATUS_LINES = {status: status_line(status) for status in REASONS}
 
 
-def serialize_head(status: int, fields: list[tuple[str, str]]) -> bytes:
-    """The status line and header section of a response, ending with the empty line."""
-    lines = STATUS_LINES.get(status) or status_line(status)
-    text = "".join([f"{name}: {value}\r\n" for name, value in fields])
-    return lines + text.encode("latin-1", "replace") + b"\r\n"
+def serialize_fields(fields: list[tuple[str, str]]) -> bytes:
+    return "".join([f"{name}: {value}\r\n" for name, value in fields]).encode("latin-1", "replace")
+
+
+def serialize_head(status: int, fields: list[tuple[str, str]], raw: bytes = b"") -> bytes:
+    """The status line and header section of a response, ending with the empty line.
+
+    ``raw`` holds fields serialized earlier (a static file's cached headers).
+    """
+    line = STATUS_LINES.get(status) or status_line(status)
+    return line + raw + serialize_fields(fields) + b"\r\n"

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from framework.log import AccessLog
 from framework.messages import Response, http_date, text_response
-from framework.protocol import ChunkedDecoder, HttpError, Limits, Request, parse_head, \
-    serialize_head
+from framework.protocol import STATUS_LINES, ChunkedDecoder, HttpError, Limits, Request, \
+    parse_head, serialize_fields, status_line
 
 log = logging.getLogger("httpd.worker")
 
@@ -34,6 +34,8 @@ LINGER_SECONDS = 2.0
 EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
 EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+KEEP_ALIVE = b"Connection: keep-alive\r\n\r\n"
+CLOSE = b"Connection: close\r\n\r\n"
 
 # connection states
 IDLE, HEAD, BODY, CLOSING = 0, 1, 2, 3
@@ -94,7 +96,7 @@ class Worker:
         self.signals: list[int] = []
         self.now = time.monotonic()
         self.date_second = -1
-        self.date = ""
+        self.date = b""
         self.next_tick = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -404,13 +406,14 @@ class Worker:
         keep_alive = (request is not None and request.keep_alive and not close
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
-        fields = response.headers
-        fields.append(("Date", self.http_date()))
-        fields.append(("Server", SERVER_NAME))
-        if response.status >= 200 and response.status not in (204, 304):
-            fields.append(("Content-Length", str(response.length)))
-        fields.append(("Connection", "keep-alive" if keep_alive else "close"))
-        conn.outbuf += serialize_head(response.status, fields)
+        status = response.status
+        conn.outbuf += (STATUS_LINES.get(status) or status_line(status)) + response.raw
+        if response.headers:
+            conn.outbuf += serialize_fields(response.headers)
+        conn.outbuf += self.date_and_server()
+        if status >= 200 and status != 204 and status != 304:
+            conn.outbuf += b"Content-Length: %d\r\n" % response.length
+        conn.outbuf += KEEP_ALIVE if keep_alive else CLOSE
         if response.file is not None:
             if head_only or not response.length:
                 response.file.close()
@@ -443,12 +446,12 @@ class Worker:
         self.access.write(conn.client, line, response.status, size, referer, agent,
                           time.time())
 
-    def http_date(self) -> str:
-        now = time.time()
-        second = int(now)
+    def date_and_server(self) -> bytes:
+        """The Date and Server fields, formatted once a second."""
+        second = int(time.time())
         if second != self.date_second:
             self.date_second = second
-            self.date = http_date(second)
+            self.date = f"Date: {http_date(second)}\r\nServer: {SERVER_NAME}\r\n".encode()
         return self.date
 
     # -- writing ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import stat
 import time
 
 from framework.messages import Response, http_date, parse_http_date
+from framework.protocol import serialize_fields
 from framework.urls import percent_decode
 from handlers.content_types import content_type
 
@@ -31,7 +32,7 @@ class NotServed(Exception):
 class Resolved:
     """Where a request path leads: a file to serve or a redirect, checked at ``checked``."""
 
-    __slots__ = ("path", "redirect", "checked", "stat_key", "body", "fields")
+    __slots__ = ("path", "redirect", "checked", "stat_key", "body", "fields", "raw")
 
     def __init__(self, path: str, redirect: str | None, checked: float) -> None:
         self.path = path
@@ -40,6 +41,7 @@ class Resolved:
         self.stat_key: tuple[int, int, int] | None = None
         self.body: bytes | None = None  # cached content of a small file
         self.fields: list[tuple[str, str]] = []
+        self.raw = b""  # ``fields`` serialized, for the common 200 answer
 
 
 def html_error(status: int, reason: str, fields: list[tuple[str, str]] | None = None) -> Response:
@@ -129,17 +131,30 @@ class StaticFiles:
 
     def serve(self, entry: Resolved, headers: dict[str, str]) -> Response:
         try:
-            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            st = os.stat(entry.path)
         except OSError:
             raise NotServed(404) from None
-        file = os.fdopen(fd, "rb", buffering=0)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotServed(404)
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if entry.stat_key != key:
+            self.refresh(entry, st, key)
+        if entry.body is not None:
+            if ("if-none-match" not in headers and "if-modified-since" not in headers
+                    and "range" not in headers):
+                response = Response(200, entry.body)  # the common case, kept cheap
+                response.raw = entry.raw
+                return response
+            return self.answer(entry, headers, st.st_size, None)
+        # large file: send the very file we stat, so its length cannot change under us
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotServed(404)
-            key = (st.st_size, st.st_mtime_ns, st.st_ino)
-            if entry.stat_key != key:
-                self.refresh(entry, file, st, key)
+            file = open(entry.path, "rb", buffering=0)
+        except OSError:
+            raise NotServed(404) from None
+        try:
+            st = os.fstat(file.fileno())
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != entry.stat_key:
+                self.refresh(entry, st, (st.st_size, st.st_mtime_ns, st.st_ino))
             response = self.answer(entry, headers, st.st_size, file)
         except BaseException:
             file.close()
@@ -148,7 +163,7 @@ class StaticFiles:
             file.close()
         return response
 
-    def refresh(self, entry: Resolved, file, st: os.stat_result, key: tuple) -> None:
+    def refresh(self, entry: Resolved, st: os.stat_result, key: tuple) -> None:
         entry.stat_key = key
         entry.fields = [
             ("Content-Type", content_type(entry.path)),
@@ -156,12 +171,18 @@ class StaticFiles:
             ("ETag", f'"{st.st_size:x}-{st.st_mtime_ns:x}"'),
             ("Accept-Ranges", "bytes"),
         ]
+        entry.raw = serialize_fields(entry.fields)
         entry.body = None
         if st.st_size <= self.cache_size:
-            data = file.read()
-            file.seek(0)
+            try:
+                with open(entry.path, "rb") as f:
+                    data = f.read(st.st_size + 1)
+            except OSError:
+                raise NotServed(404) from None
             if len(data) == st.st_size:
                 entry.body = data
+            else:
+                entry.stat_key = None  # changed while we read it: do not trust the cache
 
     def answer(self, entry: Resolved, headers: dict[str, str], size: int, file) -> Response:
         fields = list(entry.fields)
