@@ -61,8 +61,8 @@ class Request:
         self.target = target
         self.version = version
         self.headers = headers
-        path, _, self.query = target.partition("?")
-        self.path = path.partition("#")[0]
+        # a fragment (never sent by a browser, but possible on the wire) ends the target
+        self.path, _, self.query = target.partition("#")[0].partition("?")
         self.keep_alive = True
         self.content_length = 0
         self.chunked = False
@@ -182,21 +182,23 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
         if absolute:
             # RFC 9112 §3.2.2: the authority in an absolute-form target replaces Host.
             request.host = absolute.group(1).decode("ascii")
-            rest = absolute.group(2).decode("ascii") or "/"
-            request.path, _, request.query = rest.partition("?")
-            request.path = request.path.partition("#")[0]
+            rest = absolute.group(2).decode("ascii")
+            path, _, request.query = rest.partition("#")[0].partition("?")
+            request.path = path or "/"
         elif not (target == "*" and request.method == "OPTIONS"):
             raise HttpError(400, "malformed request target")
-    elif "host" not in headers and http11:
-        raise HttpError(400, "missing Host header")  # RFC 9112 §3.2
+    if http11 and "host" not in headers:
+        raise HttpError(400, "missing Host header")  # RFC 9112 §3.2, whatever the target form
     if not HOST_VALUE.fullmatch(request.host):
         raise HttpError(400, "malformed Host header")
 
-    tokens = headers.get("connection", "").lower()
-    if http11:
-        request.keep_alive = "close" not in tokens
+    connection = headers.get("connection")
+    if connection:
+        # a list of tokens (RFC 9110 §7.6.1), compared whole: "closed" is not "close"
+        tokens = {token.strip() for token in connection.lower().split(",")}
+        request.keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
     else:
-        request.keep_alive = "keep-alive" in tokens and "close" not in tokens
+        request.keep_alive = http11
 
     te = headers.get("transfer-encoding")
     cl = headers.get("content-length")

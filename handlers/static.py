@@ -249,10 +249,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
         suffix = min(suffix, size)
         return size - suffix, suffix
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # an invalid range is ignored (§14.1.1), not refused
     if start >= size:
-        return "unsatisfiable"
-    end = min(end, size - 1)
+        return "unsatisfiable"  # also for an open range ("5000-") past the end
+    end = min(int(last), size - 1) if last else size - 1
     return start, end - start + 1
