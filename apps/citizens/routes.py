@@ -1,0 +1,110 @@
+"""HTTP endpoints of the citizens imports API (API.md §A.1): thin handlers over validation,
+store and stats, plus the seed's helpers /generate, /init and /make_citizens_dust."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from framework.app import ApiError, ApiRequest, App, validation_error
+from framework.auth import require_admin
+from framework.messages import Response, json_response
+
+from apps.citizens import store
+from apps.citizens.generator import (MAX_COUNT, default_relations, generate,
+                                     max_relations)
+from apps.citizens.schema import SCHEMA
+from apps.citizens.stats import town_percentiles
+from apps.citizens.validation import today_utc, validate_import, validate_patch
+
+app = App("citizens", schema=SCHEMA, title="Citizens imports")
+
+JSON = "application/json; charset=utf-8"
+OK = {"data": {"status": "ok"}}
+IMPORT_ID_SCHEMA = {"type": "object", "properties": {"data": {"type": "object", "properties": {
+    "import_id": {"type": "integer"}}}}}
+
+
+@app.post("/imports", status=201, max_body="imports_max_body",
+          response_schema=IMPORT_ID_SCHEMA)
+def create_import(req: ApiRequest) -> dict[str, Any]:
+    """Store a new import of citizens; 400 and nothing stored on any invalid field."""
+    citizens = validate_import(req.json())
+    return {"data": {"import_id": store.insert_import(req.db, citizens)}}
+
+
+@app.patch("/imports/<int:import_id>/citizens/<int:citizen_id>")
+def update_citizen(req: ApiRequest, import_id: int, citizen_id: int) -> Response:
+    """Change some fields of a citizen; relatives change on both sides."""
+    values = validate_patch(req.json())
+    return Response(200, store.patch_citizen(req.db, import_id, citizen_id, values),
+                    content_type=JSON)
+
+
+@app.get("/imports/<int:import_id>/citizens")
+def list_citizens(req: ApiRequest, import_id: int) -> Response:
+    """Every citizen of an import, by citizen_id."""
+    return Response(200, store.citizens_json(req.db, import_id), content_type=JSON)
+
+
+@app.get("/imports/<int:import_id>/citizens/birthdays")
+def birthdays(req: ApiRequest, import_id: int) -> dict[str, Any]:
+    """Per month, how many presents each citizen buys for relatives born in it."""
+    return {"data": store.birthdays(req.db, import_id)}
+
+
+@app.get("/imports/<int:import_id>/towns/stat/percentile/age")
+def age_percentiles(req: ApiRequest, import_id: int) -> dict[str, Any]:
+    """p50, p75 and p99 of the ages (full years, UTC today) per town."""
+    return {"data": town_percentiles(store.town_ages(req.db, import_id, today_utc()))}
+
+
+# -- seed helpers (API.md §1.13 and Decisions §1) ----------------------------------------------
+
+def require_helpers(req: ApiRequest) -> None:
+    if not req.settings["citizens_helpers"]:
+        raise ApiError(404, "the citizens helpers are disabled (citizens_helpers is false)")
+
+
+def generate_import(req: ApiRequest, count: int) -> Response:
+    """A random valid body for POST /imports: ?relations=N pairs, ?seed=S, ?worst=1."""
+    require_helpers(req)
+    if count > MAX_COUNT:
+        raise validation_error({"count": [f"must be at most {MAX_COUNT}"]})
+    relations = int_arg(req, "relations", default_relations(count), max_relations(count))
+    seed = int_arg(req, "seed", None, None)
+    worst = int_arg(req, "worst", 0, 1)
+    citizens = generate(count, relations, random.Random(seed), today_utc(), worst=bool(worst))
+    return json_response({"citizens": citizens})
+
+
+def int_arg(req: ApiRequest, name: str, default: int | None, maximum: int | None) -> int | None:
+    text = req.arg(name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or (maximum is not None and int(text) > maximum):
+        bound = f"0..{maximum}" if maximum is not None else "a non-negative integer"
+        raise validation_error({name: [f"must be {bound}"]})
+    return int(text)
+
+
+def init_tables(req: ApiRequest) -> dict[str, Any]:
+    """Create the tables if they are missing (idempotent)."""
+    require_helpers(req)
+    store.create_tables(req.db)
+    return OK
+
+
+def make_citizens_dust(req: ApiRequest) -> dict[str, Any]:
+    """Delete every import (admin only); ids are never reused."""
+    require_helpers(req)
+    require_admin(req)
+    store.clear(req.db)
+    return OK
+
+
+# the seed served these with GET; POST (and DELETE for the wipe) are the honest methods
+for method in ("GET", "POST"):
+    app.route(method, "/generate/<int:count>")(generate_import)
+    app.route(method, "/init")(init_tables)
+for method in ("GET", "POST", "DELETE"):
+    app.route(method, "/make_citizens_dust")(make_citizens_dust)

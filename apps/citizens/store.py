@@ -1,0 +1,166 @@
+"""The citizens app's SQL: storing imports, patching a citizen two-sidedly, and the reads.
+
+Every function takes the connection and the import id; every query filters by import, which
+is what keeps imports isolated. Citizens are rendered to JSON by SQLite itself
+(``json_object``): on 10,000 citizens that is several times faster than building Python
+dicts and calling json.dumps.
+"""
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime, timezone
+from typing import Any
+
+from framework.app import ApiError, validation_error
+from framework.db import split_statements, transaction
+
+from apps.citizens.schema import SCHEMA_V1
+
+# relatives ascending; birth_date back from ISO to DD.MM.YYYY
+CITIZEN_JSON = """json_object(
+  'citizen_id', c.citizen_id, 'town', c.town, 'street', c.street, 'building', c.building,
+  'apartment', c.apartment, 'name', c.name,
+  'birth_date', substr(c.birth_date, 9, 2) || '.' || substr(c.birth_date, 6, 2) || '.'
+                || substr(c.birth_date, 1, 4),
+  'gender', c.gender,
+  'relatives', json((SELECT json_group_array(relative_id) FROM (
+      SELECT r.relative_id FROM relations r
+      WHERE r.import_id = c.import_id AND r.citizen_id = c.citizen_id
+      ORDER BY r.relative_id))))"""
+ALL_CITIZENS = f"SELECT {CITIZEN_JSON} FROM citizens c WHERE c.import_id = ? ORDER BY c.citizen_id"
+ONE_CITIZEN = f"SELECT {CITIZEN_JSON} FROM citizens c WHERE c.import_id = ? AND c.citizen_id = ?"
+# the columns a PATCH may set; names come from this table, never from the request
+COLUMNS = ("town", "street", "building", "apartment", "name", "birth_date", "gender")
+
+
+def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> int:
+    """Store validated citizens and their relations as a new import; one transaction."""
+    with transaction(conn):
+        import_id = conn.execute(
+            "INSERT INTO imports (created_at) VALUES (?)",
+            (datetime.now(timezone.utc).isoformat(),)).lastrowid
+        conn.executemany(
+            "INSERT INTO citizens (import_id, citizen_id, town, street, building, apartment,"
+            " name, birth_date, gender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(import_id, c["citizen_id"], c["town"], c["street"], c["building"],
+              c["apartment"], c["name"], c["birth_date"], c["gender"]) for c in citizens])
+        # relations are mutual (validated), so each direction appears exactly once here
+        conn.executemany(
+            "INSERT INTO relations (import_id, citizen_id, relative_id) VALUES (?, ?, ?)",
+            [(import_id, c["citizen_id"], r) for c in citizens for r in c["relatives"]])
+    return import_id
+
+
+def require_import(conn: sqlite3.Connection, import_id: int) -> None:
+    if conn.execute("SELECT 1 FROM imports WHERE import_id = ?", (import_id,)).fetchone() is None:
+        raise ApiError(404, f"import {import_id} not found")
+
+
+def citizens_json(conn: sqlite3.Connection, import_id: int) -> bytes:
+    """``{"data": [<citizen>, ...]}`` of an import, ordered by citizen_id."""
+    with transaction(conn, immediate=False):  # one snapshot for the check and the read
+        require_import(conn, import_id)
+        parts = [row[0] for row in conn.execute(ALL_CITIZENS, (import_id,))]
+    return ('{"data":[' + ",".join(parts) + "]}").encode("utf-8")
+
+
+def patch_citizen(conn: sqlite3.Connection, import_id: int, citizen_id: int,
+                  values: dict[str, Any]) -> bytes:
+    """Apply a validated PATCH and return ``{"data": <citizen>}`` as committed.
+
+    The write lock is taken before the current relatives are read (BEGIN IMMEDIATE), so two
+    PATCHes of one citizen cannot both start from the same old state.
+    """
+    with transaction(conn):
+        row = conn.execute("SELECT 1 FROM citizens WHERE import_id = ? AND citizen_id = ?",
+                           (import_id, citizen_id)).fetchone()
+        if row is None:
+            require_import(conn, import_id)
+            raise ApiError(404, f"citizen {citizen_id} not found in import {import_id}")
+        if "relatives" in values:
+            replace_relatives(conn, import_id, citizen_id, set(values["relatives"]))
+        columns = [name for name in COLUMNS if name in values]
+        if columns:
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            conn.execute(f"UPDATE citizens SET {assignments} WHERE import_id = ? AND citizen_id = ?",
+                         [values[name] for name in columns] + [import_id, citizen_id])
+        citizen = conn.execute(ONE_CITIZEN, (import_id, citizen_id)).fetchone()[0]
+    return ('{"data":' + citizen + "}").encode("utf-8")
+
+
+def replace_relatives(conn: sqlite3.Connection, import_id: int, citizen_id: int,
+                      new: set[int]) -> None:
+    """Make ``new`` the citizen's relatives, updating the other side of every changed link."""
+    known = {row[0] for row in conn.execute(
+        "SELECT citizen_id FROM citizens WHERE import_id = ?"
+        " AND citizen_id IN (SELECT value FROM json_each(?))",
+        (import_id, "[" + ",".join(map(str, new)) + "]"))}
+    unknown = new - known
+    if unknown:
+        raise validation_error({"relatives": [
+            f"citizens not in import {import_id}: {', '.join(map(str, sorted(unknown)))}"]})
+    old = {row[0] for row in conn.execute(
+        "SELECT relative_id FROM relations WHERE import_id = ? AND citizen_id = ?",
+        (import_id, citizen_id))}
+    conn.executemany(
+        "DELETE FROM relations WHERE import_id = ? AND citizen_id = ? AND relative_id = ?",
+        both_directions(import_id, citizen_id, old - new))
+    conn.executemany(
+        "INSERT INTO relations (import_id, citizen_id, relative_id) VALUES (?, ?, ?)",
+        both_directions(import_id, citizen_id, new - old))
+
+
+def both_directions(import_id: int, citizen_id: int, relatives: set[int]) -> set[tuple[int, int, int]]:
+    """The relation rows linking a citizen with each relative; a self-link is a single row."""
+    rows = set()
+    for relative in relatives:
+        rows.add((import_id, citizen_id, relative))
+        rows.add((import_id, relative, citizen_id))
+    return rows
+
+
+def birthdays(conn: sqlite3.Connection, import_id: int) -> dict[str, list[dict[str, int]]]:
+    """Month "1".."12" -> presents each citizen buys for relatives born that month."""
+    months: dict[str, list[dict[str, int]]] = {str(month): [] for month in range(1, 13)}
+    with transaction(conn, immediate=False):
+        require_import(conn, import_id)
+        rows = conn.execute(
+            "SELECT CAST(substr(c.birth_date, 6, 2) AS INTEGER) AS month, r.citizen_id, count(*)"
+            " FROM relations r JOIN citizens c"
+            "  ON c.import_id = r.import_id AND c.citizen_id = r.relative_id"
+            " WHERE r.import_id = ?"
+            " GROUP BY month, r.citizen_id ORDER BY month, r.citizen_id",
+            (import_id,)).fetchall()
+    for month, citizen_id, presents in rows:
+        months[str(month)].append({"citizen_id": citizen_id, "presents": presents})
+    return months
+
+
+def town_ages(conn: sqlite3.Connection, import_id: int, today: date) -> list[tuple[str, int]]:
+    """(town, age in full years at ``today``) for every citizen, sorted by town then age.
+
+    Age is year difference minus one if this year's birthday is still ahead: comparing the
+    ISO "MM-DD" tails does exactly that, and makes a 29.02 birthday fall on 01.03 in common years.
+    """
+    with transaction(conn, immediate=False):
+        require_import(conn, import_id)
+        rows = conn.execute(
+            "SELECT town, ? - CAST(substr(birth_date, 1, 4) AS INTEGER)"
+            "             - (substr(birth_date, 6) > ?) AS age"
+            " FROM citizens WHERE import_id = ? ORDER BY town, age",
+            (today.year, today.isoformat()[5:], import_id)).fetchall()
+    return rows
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    """Run the schema again; every statement is IF NOT EXISTS, so this is idempotent."""
+    with transaction(conn):
+        for statement in split_statements(SCHEMA_V1):
+            conn.execute(statement)
+
+
+def clear(conn: sqlite3.Connection) -> None:
+    """Delete every import (rows only: AUTOINCREMENT keeps counting, so ids are never reused)."""
+    with transaction(conn):
+        for table in ("relations", "citizens", "imports"):
+            conn.execute(f"DELETE FROM {table}")

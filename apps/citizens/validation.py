@@ -1,0 +1,191 @@
+"""Validation of imports and citizen patches (API.md §A.2, §A.3), done in Python before any SQL.
+
+Every check returns the value to store or raises ``FieldError``; problems are collected per
+field path (``citizens[3].town``) and raised together as one 400, so a rejected request never
+opens a transaction. The rules are shared by POST and PATCH through ``field_checks``.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timezone
+from functools import partial
+from typing import Any, Callable
+
+from framework.app import validation_error
+
+INT64_MAX = 2 ** 63 - 1
+MAX_STRING = 256
+FIELDS = ("citizen_id", "town", "street", "building", "apartment", "name", "birth_date",
+          "gender", "relatives")
+FIELD_SET = frozenset(FIELDS)
+PATCHABLE = FIELD_SET - {"citizen_id"}
+GENDERS = ("male", "female")
+# [^\W_] is exactly str.isalnum() for one character (sre's "word" is isalnum or "_"),
+# checked over every code point; a search stops at the first hit, unlike a generator.
+LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+DATE = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
+
+Errors = dict[str, list[str]]
+
+
+class FieldError(ValueError):
+    """One field's value breaks a rule; the message says which."""
+
+
+def today_utc() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def check_id(value: Any) -> int:
+    # bool is an int subclass, and 1.0 == 1: only a JSON integer passes
+    if type(value) is not int:
+        raise FieldError("must be an integer")
+    if not 0 <= value <= INT64_MAX:
+        raise FieldError("must be between 0 and 2^63-1")
+    return value
+
+
+def check_place(value: Any) -> str:
+    """town, street, building: 1..256 characters, at least one a letter or digit."""
+    if type(value) is not str:
+        raise FieldError("must be a string")
+    if len(value) > MAX_STRING:
+        raise FieldError(f"must be at most {MAX_STRING} characters")
+    if LETTER_OR_DIGIT.search(value) is None:
+        raise FieldError("must contain at least one letter or digit")
+    return value
+
+
+def check_name(value: Any) -> str:
+    if type(value) is not str:
+        raise FieldError("must be a string")
+    if not value:
+        raise FieldError("must not be empty")
+    if len(value) > MAX_STRING:
+        raise FieldError(f"must be at most {MAX_STRING} characters")
+    return value
+
+
+def check_gender(value: Any) -> str:
+    if type(value) is not str or value not in GENDERS:
+        raise FieldError("must be 'male' or 'female'")
+    return value
+
+
+def check_birth_date(value: Any, today: date) -> str:
+    """DD.MM.YYYY, a real calendar date, not after today (UTC); stored as ISO YYYY-MM-DD."""
+    if type(value) is not str:
+        raise FieldError("must be a string DD.MM.YYYY")
+    m = DATE.fullmatch(value)
+    if m is None:
+        raise FieldError("must be a date DD.MM.YYYY")
+    try:
+        born = date(int(m[3]), int(m[2]), int(m[1]))
+    except ValueError:
+        raise FieldError("is not a calendar date") from None
+    if born > today:
+        raise FieldError("must not be in the future (UTC)")
+    return born.isoformat()
+
+
+def check_relatives(value: Any) -> list[int]:
+    if type(value) is not list:
+        raise FieldError("must be a list of citizen ids")
+    for item in value:
+        check_id(item)
+    if len(set(value)) != len(value):
+        raise FieldError("must not repeat a citizen id")
+    return value
+
+
+def field_checks(today: date) -> dict[str, Callable[[Any], Any]]:
+    """Field name -> check, with "today" fixed once per request."""
+    return {
+        "citizen_id": check_id, "town": check_place, "street": check_place,
+        "building": check_place, "apartment": check_id, "name": check_name,
+        "birth_date": partial(check_birth_date, today=today), "gender": check_gender,
+        "relatives": check_relatives,
+    }
+
+
+def check_object(obj: Any, allowed: frozenset[str], required: frozenset[str],
+                 checks: dict[str, Callable[[Any], Any]], prefix: str,
+                 errors: Errors) -> dict[str, Any] | None:
+    """The checked values of one JSON object, or None after noting its problems in ``errors``."""
+    if type(obj) is not dict:
+        errors[prefix or "body"] = ["must be an object"]
+        return None
+    values = {}
+    ok = True
+    for key, value in obj.items():
+        if key not in allowed:
+            errors[prefix + key] = ["cannot be changed" if key in FIELD_SET else "unknown field"]
+            ok = False
+            continue
+        try:
+            values[key] = checks[key](value)
+        except FieldError as exc:
+            errors[prefix + key] = [str(exc)]
+            ok = False
+    for key in required.difference(obj):
+        errors[prefix + key] = ["required field is missing"]
+        ok = False
+    return values if ok else None
+
+
+def validate_import(body: Any) -> list[dict[str, Any]]:
+    """The citizens of a POST /imports body, every rule checked, or a 400 listing the problems."""
+    if type(body) is not dict or "citizens" not in body:
+        raise validation_error({"citizens": ["the body must be an object with a citizens list"]})
+    extra = [key for key in body if key != "citizens"]
+    if extra:
+        raise validation_error({key: ["unknown field"] for key in extra})
+    items = body["citizens"]
+    if type(items) is not list:
+        raise validation_error({"citizens": ["must be a list of citizens"]})
+    checks = field_checks(today_utc())
+    errors: Errors = {}
+    citizens = []
+    relatives_of: dict[int, set[int]] = {}
+    for index, item in enumerate(items):
+        prefix = f"citizens[{index}]."
+        citizen = check_object(item, FIELD_SET, FIELD_SET, checks, prefix, errors)
+        if citizen is None:
+            continue
+        if citizen["citizen_id"] in relatives_of:
+            errors[prefix + "citizen_id"] = [f"duplicate citizen_id {citizen['citizen_id']}"]
+            continue
+        relatives_of[citizen["citizen_id"]] = set(citizen["relatives"])
+        citizens.append(citizen)
+    if not errors:
+        check_mutual(citizens, relatives_of, errors)
+    if errors:
+        raise validation_error(errors)
+    return citizens
+
+
+def check_mutual(citizens: list[dict[str, Any]], relatives_of: dict[int, set[int]],
+                 errors: Errors) -> None:
+    """Every relative exists in the import and lists the citizen back."""
+    for index, citizen in enumerate(citizens):
+        cid = citizen["citizen_id"]
+        for relative in citizen["relatives"]:
+            back = relatives_of.get(relative)
+            if back is None:
+                problem = f"citizen {relative} is not in this import"
+            elif cid not in back:
+                problem = f"citizen {relative} does not list {cid} as a relative"
+            else:
+                continue
+            errors.setdefault(f"citizens[{index}].relatives", []).append(problem)
+
+
+def validate_patch(body: Any) -> dict[str, Any]:
+    """The fields of a PATCH body (at least one, citizen_id excluded), or a 400."""
+    errors: Errors = {}
+    values = check_object(body, PATCHABLE, frozenset(), field_checks(today_utc()), "", errors)
+    if values is not None and not values:
+        errors["body"] = ["at least one field is required: " + ", ".join(sorted(PATCHABLE))]
+    if errors:
+        raise validation_error(errors)
+    return values
