@@ -30,7 +30,8 @@ SIGNALS = {
     signal.SIGCHLD: "chld",
 }
 BACKOFF_MAX = 10.0  # seconds between spawns while children keep dying at start-up
-EARLY_DEATH = 2.0  # a child that dies sooner than this after spawning counts as crash-looping
+EARLY_DEATH = 2.0
+DEFER_ACCEPT_SECONDS = 5  # a child that dies sooner than this after spawning counts as crash-looping
 
 
 @dataclass
@@ -79,6 +80,10 @@ class Master:
         family = socket.AF_INET6 if ":" in s["host"] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted sockets inherit these: no Nagle delay on the last segment of a response,
+        # and no wake-up for a connection until its first bytes arrive (nginx's "deferred")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
         sock.bind((s["host"], s["port"]))
         sock.listen(s["backlog"])
         sock.setblocking(False)

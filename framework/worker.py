@@ -39,6 +39,8 @@ CLOSE = b"Connection: close\r\n\r\n"
 
 # connection states
 IDLE, HEAD, BODY, CLOSING = 0, 1, 2, 3
+# how to close after the last answer
+CLOSE_NOW, LINGER = 1, 2
 
 
 class Application(Protocol):
@@ -71,7 +73,7 @@ class Connection:
         self.decoder: ChunkedDecoder | None = None
         self.spool: Any = None
         self.body_parts: list[bytes] = []
-        self.close_after = False
+        self.close_after = 0  # CLOSE_NOW or LINGER once the last answer is sent
         self.events = EPOLLIN
 
 
@@ -212,12 +214,11 @@ class Worker:
                     continue
                 raise
             sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(sock, addr[0] if isinstance(addr, tuple) else "-")
             conn.deadline = self.now + self.s["keepalive_timeout"]
             conns[conn.fd] = conn
             self.epoll.register(conn.fd, EPOLLIN)
+            self.on_readable(conn)  # with deferred accept the request is usually here already
             if len(conns) >= limit:
                 self.stop_accepting()
                 return
@@ -431,7 +432,9 @@ class Worker:
                                         else self.s["keepalive_timeout"])
         else:
             conn.state = CLOSING
-            conn.close_after = True
+            # linger only when the client may still be sending (an error, an unread body,
+            # pipelined bytes); a plain "Connection: close" exchange closes at once
+            conn.close_after = LINGER if close or response.close or conn.inbuf else CLOSE_NOW
             conn.deadline = self.now + self.s["send_timeout"]
 
     def log_access(self, conn: Connection, request: Request | None, response: Response,
@@ -495,8 +498,11 @@ class Worker:
             conn.deadline = self.now + self.s["send_timeout"]
             self.want(conn, EPOLLOUT)
             return
-        if conn.close_after:
+        if conn.close_after == LINGER:
             self.linger(conn)
+            return
+        if conn.close_after == CLOSE_NOW:
+            self.close(conn)
             return
         self.want(conn, EPOLLIN)
 
@@ -516,7 +522,7 @@ class Worker:
         Closing at once with unread request bytes in the kernel would send a reset, which
         can destroy the answer before the client reads it.
         """
-        conn.close_after = False
+        conn.close_after = 0
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
