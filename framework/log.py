@@ -50,8 +50,11 @@ class AccessLog:
 
     def write(self, client: str, request_line: str, status: int, size: int,
               referer: str, agent: str, now: float) -> None:
-        line = (f'{client} - - [{self.timestamp(now)}] "{escape(request_line)}" {status} '
-                f'{size if size else "-"} "{escape(referer) or "-"}" "{escape(agent) or "-"}"\n')
+        raw = request_line + referer + agent
+        if '"' in raw or "\\" in raw or not raw.isprintable():  # rare: escape each part
+            request_line, referer, agent = escape(request_line), escape(referer), escape(agent)
+        line = (f'{client} - - [{self.timestamp(now)}] "{request_line}" {status} '
+                f'{size or "-"} "{referer or "-"}" "{agent or "-"}"\n')
         self.lines.append(line)
         self.size += len(line)
         if self.size >= FLUSH_BYTES:
@@ -74,6 +77,5 @@ class AccessLog:
 
 
 def escape(text: str) -> str:
-    if '"' in text or "\\" in text or not text.isprintable():
-        return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    return text
+    """Backslash-escape quotes, backslashes and unprintable characters, as nginx does."""
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
