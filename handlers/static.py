@@ -163,13 +163,23 @@ class StaticFiles:
             file.close()
         return response
 
+    def type_fields(self, path: str) -> list[tuple[str, str]]:
+        """Content-Type (first) and any fields that depend on what the file is.
+
+        Called once per version of a file; a subclass may look at the content (the media
+        store sniffs it and adds nosniff and attachment fields).
+        """
+        return [("Content-Type", content_type(path))]
+
     def refresh(self, entry: Resolved, st: os.stat_result, key: tuple) -> None:
         entry.stat_key = key
+        type_field, *extra = self.type_fields(entry.path)
         entry.fields = [
-            ("Content-Type", content_type(entry.path)),
+            type_field,
             ("Last-Modified", http_date(st.st_mtime)),
             ("ETag", f'"{st.st_size:x}-{st.st_mtime_ns:x}"'),
             ("Accept-Ranges", "bytes"),
+            *extra,
         ]
         entry.raw = serialize_fields(entry.fields)
         entry.body = None
