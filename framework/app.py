@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import codecs
 import importlib
+import inspect
 import io
 import json
+import math
 import re
 import sqlite3
 from types import ModuleType
@@ -75,7 +77,7 @@ class ApiRequest:
     """A request as apps see it: parsed parts, never bytes or sockets."""
 
     def __init__(self, request: Request, route: Route, params: dict[str, Any],
-                 settings: dict[str, Any]) -> None:
+                 settings: dict[str, Any], apps: tuple[App, ...] = ()) -> None:
         self.raw = request
         self.route = route
         self.method = request.method
@@ -83,6 +85,7 @@ class ApiRequest:
         self.params = params
         self.headers = request.headers
         self.settings = settings
+        self.apps = apps  # every mounted app, for endpoints that describe the server
         self.response_headers: list[tuple[str, str]] = []
         self._query: dict[str, list[str]] | None = None
         self._json: Any = None
@@ -153,7 +156,7 @@ def parse_json(body: bytes) -> Any:
     if not text.strip():
         raise ApiError(400, "request body is empty; a JSON document is required")
     try:
-        value = json.loads(text, parse_constant=reject_constant,
+        value = json.loads(text, parse_constant=reject_constant, parse_float=finite_float,
                            object_pairs_hook=reject_duplicates)
     except RecursionError:
         raise ApiError(400, "JSON nested too deeply") from None
@@ -166,6 +169,14 @@ def parse_json(body: bytes) -> Any:
 
 def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def finite_float(text: str) -> float:
+    """A JSON number as a float; ``1e400`` would silently become infinity, so refuse it."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
 
 
 def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -201,21 +212,35 @@ def created(data: Any, location: str) -> Response:
 
 
 class App:
-    """An app's routes, schema migrations, background services and start-up hooks."""
+    """An app's routes, schema migrations, background services and start-up hooks.
 
-    def __init__(self, name: str, schema: list[str] | None = None, title: str = "") -> None:
+    ``claims`` lists path prefixes the app owns beyond those its patterns imply (see
+    ``Router.claim``): an unmatched path under them is a JSON 404, not a static lookup.
+    """
+
+    def __init__(self, name: str, schema: list[str] | None = None, title: str = "",
+                 claims: list[str] | None = None) -> None:
         self.name = name
         self.title = title or name
         self.schema = schema or []
+        self.claims = claims or []
         self.routes: list[Route] = []
         self.services: list[Service] = []
         self.startup: list[Callable[[dict[str, Any]], None]] = []
 
     def route(self, method: str, pattern: str, **meta: Any) -> Callable:
+        """Register the decorated handler for ``method`` at ``pattern``.
+
+        ``meta`` holds the ``Route`` fields (status, body, max_body, summary, description,
+        request_schema, response_schema, query, paginated). Summary and description default
+        to the first line and the rest of the handler's docstring.
+        """
         def register(handler: Callable) -> Callable:
-            summary = meta.pop("summary", None) or (handler.__doc__ or "").strip().split("\n")[0]
-            self.routes.append(Route(method, pattern, handler, summary=summary,
-                                     tags=[self.name], **meta))
+            first, _, rest = (inspect.getdoc(handler) or "").partition("\n")
+            described = {"summary": meta.pop("summary", None) or first,
+                         "description": meta.pop("description", None) or rest.strip()}
+            self.routes.append(Route(method, pattern, handler, tags=[self.name],
+                                     **described, **meta))
             return handler
         return register
 

@@ -6,10 +6,13 @@ its schema as numbered migrations, applied once at start-up and recorded per app
 """
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+log = logging.getLogger("httpd.db")
 
 _connection: sqlite3.Connection | None = None
 _owner_pid = -1
@@ -47,13 +50,29 @@ def close_connection() -> None:
     _connection = None
 
 
+def abandon_transaction() -> None:
+    """Roll back a transaction a request left open, so it cannot leak into the next request.
+
+    The dispatcher calls this after every handler; normally there is nothing to do.
+    """
+    if _connection is not None and _owner_pid == os.getpid() and _connection.in_transaction:
+        log.error("a request left a transaction open; rolling it back")
+        _connection.execute("ROLLBACK")
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+    """``with transaction(conn):`` runs the block in one transaction, rolled back on any error.
+
+    IMMEDIATE takes the write lock at BEGIN, so reads inside the block see the data the
+    block's writes will be based on; use ``immediate=False`` only for read-only blocks.
+    """
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # some errors (SQLITE_FULL...) already rolled it back
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -69,6 +88,9 @@ def migrate(conn: sqlite3.Connection, app: str, migrations: list[str]) -> int:
     with transaction(conn):
         row = conn.execute("SELECT version FROM schema_versions WHERE app = ?", (app,)).fetchone()
         version = row[0] if row else 0
+        if version > len(migrations):
+            raise RuntimeError(f"the database schema of app {app!r} is at version {version}, "
+                               f"newer than this code knows ({len(migrations)})")
         for number, script in enumerate(migrations[version:], start=version + 1):
             for statement in split_statements(script):
                 conn.execute(statement)

@@ -1,7 +1,13 @@
 """Routes: ``method + pattern`` with typed parameters, e.g. ``/imports/<int:import_id>/citizens``.
 
-Static paths are found with one dict lookup; patterns are tried after, in declaration order.
-A path is matched with and without its trailing slash, so both forms reach the same route.
+Static paths are found with one dict lookup; patterns are indexed by their first segment, so a
+path only meets the few patterns that could match it, tried in declaration order. A path is
+matched with and without one trailing slash, so both forms reach the same route.
+
+Converters: ``<int:name>`` is ``[0-9]+`` as a Python int (past 2^63-1, sqlite's range, the
+pattern does not match: an id that cannot exist is simply not found); ``<name>`` or
+``<str:name>`` is one segment, percent-decoded as UTF-8; ``<path:name>`` is the rest of the
+path, slashes included.
 """
 from __future__ import annotations
 
@@ -9,15 +15,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from framework.urls import percent_decode
+from framework.urls import normalize_path, percent_decode
 
 INT64_MAX = 2 ** 63 - 1
+INT64_DIGITS = len(str(INT64_MAX))
 PARAM = re.compile(r"<(?:(int|str|path):)?([A-Za-z_][A-Za-z0-9_]*)>")
 CONVERTERS = {"int": r"[0-9]+", "str": r"[^/]+", "path": r".+"}
+ANY_SEGMENT = ""  # index key of patterns whose first segment is itself a parameter
 
 
 @dataclass
 class Route:
+    """One endpoint: what answers it, and enough description to document it (OpenAPI)."""
     method: str
     pattern: str
     handler: Callable[..., Any]
@@ -25,73 +34,126 @@ class Route:
     body: str | None = None  # "json", "multipart" or None for no body
     max_body: int | str | None = None  # bytes, or the name of a setting holding them
     summary: str = ""
+    description: str = ""
     request_schema: dict | None = None
     response_schema: dict | None = None
+    query: dict[str, dict] = field(default_factory=dict)  # name -> JSON schema, for the docs
+    paginated: bool = False  # the response is a §1.10 page of response_schema items
+    media_type: str = "application/json"  # of the success response, for the docs
     tags: list[str] = field(default_factory=list)
-    params: dict[str, str] = field(default_factory=dict)  # name -> converter
+    params: dict[str, str] = field(init=False)  # parameter name -> converter, in path order
+
+    def __post_init__(self) -> None:
+        self.params = {name: kind or "str" for kind, name in PARAM.findall(self.pattern)}
 
 
-def canonical(path: str) -> str:
-    return path.rstrip("/") or "/"
+class Pattern:
+    """A compiled route pattern and the routes that share it, by method."""
+
+    __slots__ = ("regex", "kinds", "routes")
+
+    def __init__(self, key: str, kinds: dict[str, str]) -> None:
+        self.regex = re.compile(compile_pattern(key))
+        self.kinds = kinds
+        self.routes: dict[str, Route] = {}
 
 
 class Router:
     def __init__(self) -> None:
         self.static: dict[str, dict[str, Route]] = {}
-        self.dynamic: list[tuple[re.Pattern[str], dict[str, Route]]] = []
+        self.dynamic: dict[str, list[Pattern]] = {}
+        self.shapes: dict[str, Pattern] = {}
+        self.prefixes: list[str] = []
         self.routes: list[Route] = []
 
     def add(self, route: Route) -> None:
-        self.routes.append(route)
-        route.params = {name: kind or "str" for kind, name in PARAM.findall(route.pattern)}
-        key = canonical(route.pattern)
+        """Register a route; a second route for the same method and path is an error."""
+        key = without_trailing_slash(route.pattern)
         if not route.params:
-            self.static.setdefault(key, {})[route.method] = route
-            return
-        regex = re.compile(self.compile(key))
-        for existing, methods in self.dynamic:
-            if existing.pattern == regex.pattern:
-                methods[route.method] = route
-                return
-        self.dynamic.append((regex, {route.method: route}))
+            methods = self.static.setdefault(key, {})
+        else:
+            methods = self.pattern_for(key, route.params).routes
+            self.claim(key[:key.index("<")].rpartition("/")[0] + "/")
+        if route.method in methods:
+            raise ValueError(f"duplicate route {route.method} {route.pattern}")
+        methods[route.method] = route
+        self.routes.append(route)
 
-    @staticmethod
-    def compile(pattern: str) -> str:
-        out, pos = [], 0
-        for m in PARAM.finditer(pattern):
-            out.append(re.escape(pattern[pos:m.start()]))
-            out.append(f"(?P<{m.group(2)}>{CONVERTERS[m.group(1) or 'str']})")
-            pos = m.end()
-        out.append(re.escape(pattern[pos:]))
-        return "".join(out)
+    def pattern_for(self, key: str, kinds: dict[str, str]) -> Pattern:
+        shape = PARAM.sub(lambda m: f"<{m.group(1) or 'str'}>", key)
+        pattern = self.shapes.get(shape)
+        if pattern is None:
+            pattern = self.shapes[shape] = Pattern(key, kinds)
+            self.dynamic.setdefault(first_segment(key), []).append(pattern)
+        elif pattern.kinds != kinds:
+            raise ValueError(f"route {key} names its parameters differently from another "
+                             f"route of the same path ({', '.join(pattern.kinds)})")
+        return pattern
+
+    def claim(self, prefix: str) -> None:
+        """Make every path under ``prefix`` belong to the apps (unmatched ones are a JSON 404).
+
+        Patterns claim the literal part before their first parameter, so ``/api/scores/abc``
+        is the API's 404 rather than a static file lookup; ``/`` is never claimed.
+        """
+        if len(prefix) > 1 and prefix not in self.prefixes:
+            self.prefixes.append(prefix)
 
     def match(self, path: str) -> tuple[dict[str, Route], dict[str, Any]] | None:
         """The routes at ``path`` by method, and the converted parameters; None if unclaimed."""
-        key = canonical(path)
+        key = without_trailing_slash(normalize_path(path))
         methods = self.static.get(key)
         if methods is not None:
             return methods, {}
-        for regex, methods in self.dynamic:
-            m = regex.fullmatch(key)
-            if m is None:
-                continue
-            params = convert(m.groupdict(), next(iter(methods.values())).params)
-            if params is not None:
-                return methods, params
+        for candidates in (self.dynamic.get(first_segment(key)), self.dynamic.get(ANY_SEGMENT)):
+            for pattern in candidates or ():
+                m = pattern.regex.fullmatch(key)
+                if m is None:
+                    continue
+                params = convert(m.groupdict(), pattern.kinds)
+                if params is not None:
+                    return pattern.routes, params
         return None
+
+    def claims(self, path: str) -> bool:
+        """True when ``path`` lies under a prefix the apps own (see ``claim``)."""
+        path = normalize_path(path)
+        return any(path.startswith(prefix) for prefix in self.prefixes)
+
+
+def compile_pattern(pattern: str) -> str:
+    out, pos = [], 0
+    for m in PARAM.finditer(pattern):
+        out.append(re.escape(pattern[pos:m.start()]))
+        out.append(f"(?P<{m.group(2)}>{CONVERTERS[m.group(1) or 'str']})")
+        pos = m.end()
+    out.append(re.escape(pattern[pos:]))
+    return "".join(out)
+
+
+def without_trailing_slash(path: str) -> str:
+    return path[:-1] if len(path) > 1 and path.endswith("/") else path
+
+
+def first_segment(path: str) -> str:
+    """``/api/scores/<int:id>`` -> ``api``; a leading parameter gives ANY_SEGMENT."""
+    segment = path[1:].partition("/")[0]
+    return ANY_SEGMENT if "<" in segment else segment
 
 
 def convert(raw: dict[str, str], kinds: dict[str, str]) -> dict[str, Any] | None:
+    """Typed parameter values, or None when a value cannot be one (so the route does not match)."""
     params: dict[str, Any] = {}
     for name, value in raw.items():
         if kinds[name] == "int":
-            number = int(value)
-            if number > INT64_MAX:
-                return None  # ids past sqlite's range are simply not found
-            params[name] = number
+            digits = value.lstrip("0")
+            # compare lengths first: int() of thousands of digits is slow, then refused
+            if len(digits) > INT64_DIGITS or (digits and int(digits) > INT64_MAX):
+                return None
+            params[name] = int(digits or "0")
         else:
             try:
                 params[name] = percent_decode(value).decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
+            except ValueError:  # a bad escape, or bytes that are not UTF-8
                 return None
     return params

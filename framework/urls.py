@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 HEX = "0123456789ABCDEFabcdef"
+UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # RFC 3986 unreserved characters plus the sub-delims and ':' '@' that may stand in a path
-PATH_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-                      b"!$&'()*+,;=:@/")
-QUERY_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-                       b"!$'()*,;:@/?")
+PATH_SAFE = UNRESERVED | frozenset(b"!$&'()*+,;=:@/")
+QUERY_SAFE = UNRESERVED | frozenset(b"!$'()*,;:@/?")
 
 
 def percent_decode(text: str, plus_is_space: bool = False) -> bytes:
@@ -27,6 +26,25 @@ def percent_decode(text: str, plus_is_space: bool = False) -> bytes:
     return bytes(out)
 
 
+def normalize_path(path: str) -> str:
+    """Decode the escapes of unreserved characters (RFC 3986 §6.2.2.2: ``/a%62c`` is ``/abc``).
+
+    Escapes of reserved characters (``%2F``...) stay encoded, so segment boundaries are kept;
+    a malformed escape is left as it is, for whoever parses the path next to refuse.
+    """
+    if "%" not in path:
+        return path
+    pieces = path.split("%")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        code = piece[:2]
+        if len(code) == 2 and code[0] in HEX and code[1] in HEX and int(code, 16) in UNRESERVED:
+            out.append(chr(int(code, 16)) + piece[2:])
+        else:
+            out.append("%" + piece)
+    return "".join(out)
+
+
 def percent_encode(text: str, safe: frozenset[int] = PATH_SAFE) -> str:
     return "".join(chr(b) if b in safe else f"%{b:02X}" for b in text.encode("utf-8"))
 
@@ -35,7 +53,8 @@ def parse_query(query: str) -> dict[str, list[str]]:
     """Parse ``a=1&b=x+y&a=2`` into {'a': ['1', '2'], 'b': ['x y']}.
 
     Keys and values are decoded as UTF-8 with '+' as a space; a bad escape or invalid
-    UTF-8 raises ValueError. Empty pieces (``a=1&&b=2``) are skipped.
+    UTF-8 raises ValueError. Empty pieces (``a=1&&b=2``) are skipped; a piece without '='
+    is a key with the empty value.
     """
     result: dict[str, list[str]] = {}
     if not query:

@@ -1,0 +1,201 @@
+"""HTTP endpoints of the interests/scores API (API.md §E.2).
+
+Two collections keyed by client_id, ``/api/interests`` and ``/api/scores``, with the same five
+endpoints each: list (paginated, ``?client_ids=`` filter), create (201 + Location, 409 on a
+taken client_id), read, replace (PUT) and delete. ``Collection`` holds what differs between
+them: the table, how a body becomes column values, and how a row becomes JSON.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from framework.app import ApiError, ApiRequest, App, created
+from framework.db import transaction
+from framework.messages import Response
+from framework.pagination import paginate
+
+from apps.scores import validation
+from apps.scores.schema import SCHEMA
+
+app = App("scores", schema=SCHEMA, title="Client interests and scores (OTUS scoring API)")
+
+Row = tuple[Any, ...]
+
+
+class Statements:
+    """The SQL of one collection. Table and column names come from this module's constants,
+    never from a request; every value goes through a ``?`` placeholder."""
+
+    def __init__(self, table: str, columns: tuple[str, ...]) -> None:
+        names = ", ".join(("client_id", *columns))
+        in_filter = "client_id IN (SELECT value FROM json_each(?))"  # ? = JSON array of ids
+        self.one = f"SELECT {names} FROM {table} WHERE client_id = ?"
+        self.count = f"SELECT count(*) FROM {table}"
+        self.count_filtered = f"{self.count} WHERE {in_filter}"
+        self.page = f"SELECT {names} FROM {table} ORDER BY client_id LIMIT ? OFFSET ?"
+        self.page_filtered = (f"SELECT {names} FROM {table} WHERE {in_filter} "
+                              "ORDER BY client_id LIMIT ? OFFSET ?")
+        self.insert = (f"INSERT INTO {table} ({names}, updated_at) "
+                       f"VALUES ({', '.join('?' * (len(columns) + 2))}) "
+                       "ON CONFLICT (client_id) DO NOTHING")
+        self.update = (f"UPDATE {table} SET {', '.join(c + ' = ?' for c in columns)}, "
+                       "updated_at = ? WHERE client_id = ?")
+        self.delete = f"DELETE FROM {table} WHERE client_id = ?"
+
+
+@dataclass(frozen=True)
+class Collection:
+    path: str
+    sql: Statements
+    conflict: str  # messages, formatted with the client_id
+    missing: str
+    parse: Callable[[Any, int | None], tuple[int, Row]]  # body, path id -> client_id, columns
+    render: Callable[[Row], dict[str, Any]]  # (client_id, *columns) -> JSON
+
+    def list(self, req: ApiRequest) -> dict[str, Any]:
+        raw = req.query.get("client_ids")
+        ids = json.dumps(validation.client_ids_filter(raw)) if raw is not None else None
+        db = req.db
+        with transaction(db, immediate=False):  # one snapshot for the count and the page
+            if ids is None:
+                count = db.execute(self.sql.count).fetchone()[0]
+                return paginate(req, count, lambda limit, offset: [
+                    self.render(row) for row in db.execute(self.sql.page, (limit, offset))])
+            count = db.execute(self.sql.count_filtered, (ids,)).fetchone()[0]
+            return paginate(req, count, lambda limit, offset: [
+                self.render(row)
+                for row in db.execute(self.sql.page_filtered, (ids, limit, offset))])
+
+    def create(self, req: ApiRequest) -> Response:
+        client_id, values = self.parse(req.json(), None)
+        with transaction(req.db):
+            if req.db.execute(self.sql.insert, (client_id, *values, now())).rowcount == 0:
+                raise ApiError(409, self.conflict.format(client_id),
+                               {"client_id": ["already exists"]})
+        return created(self.render((client_id, *values)), req.url(f"{self.path}/{client_id}"))
+
+    def read(self, req: ApiRequest, client_id: int) -> dict[str, Any]:
+        row = req.db.execute(self.sql.one, (client_id,)).fetchone()
+        if row is None:
+            raise self.not_found(client_id)
+        return self.render(row)
+
+    def replace(self, req: ApiRequest, client_id: int) -> dict[str, Any]:
+        _, values = self.parse(req.json(), client_id)
+        with transaction(req.db):
+            if req.db.execute(self.sql.update, (*values, now(), client_id)).rowcount == 0:
+                raise self.not_found(client_id)
+        return self.render((client_id, *values))
+
+    def delete(self, req: ApiRequest, client_id: int) -> None:
+        with transaction(req.db):
+            if req.db.execute(self.sql.delete, (client_id,)).rowcount == 0:
+                raise self.not_found(client_id)
+
+    def not_found(self, client_id: int) -> ApiError:
+        return ApiError(404, self.missing.format(client_id))
+
+
+def now() -> str:
+    """UTC now as API.md §1.9 writes timestamps."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- interests -------------------------------------------------------------------------------
+
+def parse_interests(body: Any, path_id: int | None) -> tuple[int, Row]:
+    client_id, interests = validation.interests_body(body, path_id)
+    return client_id, (json.dumps(interests, ensure_ascii=False),)
+
+
+def render_interests(row: Row) -> dict[str, Any]:
+    return {"client_id": row[0], "interests": json.loads(row[1])}
+
+
+# -- scores ----------------------------------------------------------------------------------
+
+SCORE_COLUMNS = (*validation.SCORE_FIELDS, "score")
+
+
+def parse_score(body: Any, path_id: int | None) -> tuple[int, Row]:
+    client_id, values = validation.score_body(body, path_id)
+    return client_id, (*(values[name] for name in validation.SCORE_FIELDS),
+                       validation.score(values))
+
+
+def render_score(row: Row) -> dict[str, Any]:
+    item = dict(zip(("client_id", *SCORE_COLUMNS), row))
+    if item["birthday"] is not None:
+        item["birthday"] = datetime.date.fromisoformat(item["birthday"]).strftime("%d.%m.%Y")
+    return item
+
+
+# -- JSON schemas, for /openapi.json ---------------------------------------------------------
+
+CLIENT_ID = {"type": "integer", "format": "int64", "minimum": 0}
+INTERESTS = {"type": "array", "maxItems": validation.MAX_INTERESTS, "uniqueItems": True,
+             "items": {"type": "string", "minLength": 1,
+                       "maxLength": validation.MAX_INTEREST_LENGTH}}
+INTERESTS_ITEM = {"type": "object", "required": ["client_id", "interests"],
+                  "properties": {"client_id": CLIENT_ID, "interests": INTERESTS}}
+TEXT = {"type": "string", "maxLength": validation.MAX_TEXT_LENGTH, "nullable": True}
+SCORE_PROPERTIES = {
+    "client_id": CLIENT_ID,
+    "phone": {"type": "string", "pattern": "^7[0-9]{10}$", "nullable": True,
+              "description": "11 digits starting with 7; a JSON number is accepted too"},
+    "email": {**TEXT, "description": "must contain '@'"},
+    "first_name": TEXT,
+    "last_name": TEXT,
+    "birthday": {"type": "string", "pattern": "^[0-9]{2}\\.[0-9]{2}\\.[0-9]{4}$",
+                 "nullable": True, "description": "DD.MM.YYYY, within the last 70 years"},
+    "gender": {"type": "integer", "enum": [0, 1, 2], "nullable": True,
+               "description": "0 unknown, 1 male, 2 female"},
+}
+SCORE_BODY = {
+    "type": "object", "additionalProperties": False, "properties": SCORE_PROPERTIES,
+    "description": "All fields but client_id are optional; \"\" and null mean absent. At least "
+                   "one pair must be complete: phone+email, first_name+last_name or "
+                   "gender+birthday. client_id is required by POST; in a PUT it may be "
+                   "left out and must otherwise equal the path's.",
+}
+SCORE_ITEM = {
+    "type": "object", "required": ["client_id", *SCORE_COLUMNS],
+    "properties": {**SCORE_PROPERTIES, "score": {
+        "type": "number", "minimum": 0, "readOnly": True,
+        "description": "1.5 for phone, 1.5 for email, 1.5 for gender (1 or 2) with birthday, "
+                       "0.5 for both names"}},
+}
+INTERESTS_BODY = {**INTERESTS_ITEM, "additionalProperties": False, "description":
+                  "client_id is required by POST; in a PUT it may be left out and must "
+                  "otherwise equal the path's."}
+CLIENT_IDS_QUERY = {"client_ids": {
+    "type": "string", "pattern": "^[0-9]+(,[0-9]+)*$",
+    "description": "only these clients: ids separated by commas, e.g. 1,2,3"}}
+
+
+def mount(collection: Collection, what: str, item_schema: dict, body_schema: dict) -> None:
+    """Declare the five endpoints of ``collection`` on the app."""
+    one = collection.path + "/<int:client_id>"
+    app.get(collection.path, paginated=True, query=CLIENT_IDS_QUERY, response_schema=item_schema,
+            summary=f"List the {what} of all clients, by client_id")(collection.list)
+    app.post(collection.path, status=201, request_schema=body_schema,
+             response_schema=item_schema,
+             summary=f"Store the {what} of a new client (409 if it has some)")(collection.create)
+    app.get(one, response_schema=item_schema,
+            summary=f"The {what} of one client")(collection.read)
+    app.put(one, request_schema=body_schema, response_schema=item_schema,
+            summary=f"Replace the {what} of a client")(collection.replace)
+    app.delete(one, status=204, summary=f"Delete the {what} of a client")(collection.delete)
+
+
+mount(Collection("/api/interests", Statements("client_interests", ("interests",)),
+                 "client {} already has interests", "client {} has no interests",
+                 parse_interests, render_interests),
+      "interests", INTERESTS_ITEM, INTERESTS_BODY)
+mount(Collection("/api/scores", Statements("client_scores", SCORE_COLUMNS),
+                 "client {} already has a score", "client {} has no score",
+                 parse_score, render_score),
+      "score", SCORE_ITEM, SCORE_BODY)
