@@ -1,0 +1,91 @@
+"""SQL of the uploads app: the files table as the upload handler, the list and the processor
+use it. Every write is one short transaction (BEGIN IMMEDIATE)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from framework.db import transaction
+
+
+class Claimed(NamedTuple):
+    id: int
+    rel_path: str
+    attempts: int
+
+
+def utc_now() -> str:
+    """Now as API.md §1.9 writes it: ``2024-03-05T12:34:56.789012Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def insert_file(conn: sqlite3.Connection, rel_path: str, original_name: str, mime_type: str,
+                size: int) -> str:
+    """Record a stored file as pending; returns its uploaded_at."""
+    uploaded_at = utc_now()
+    with transaction(conn):
+        conn.execute("INSERT INTO files (rel_path, original_name, mime_type, size, uploaded_at) "
+                     "VALUES (?, ?, ?, ?, ?)",
+                     (rel_path, original_name, mime_type, size, uploaded_at))
+    return uploaded_at
+
+
+def count_files(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM files").fetchone()[0]
+
+
+def list_files(conn: sqlite3.Connection, limit: int, offset: int) -> list[tuple[str, str, str]]:
+    """(rel_path, uploaded_at, status) in upload order."""
+    return conn.execute("SELECT rel_path, uploaded_at, status FROM files ORDER BY id "
+                        "LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+
+
+# -- the processor's side ----------------------------------------------------------------------
+
+def recover(conn: sqlite3.Connection, max_attempts: int) -> int:
+    """After a crash: files left 'processing' go back to 'pending' (or 'failed' once they
+    have used up their attempts, so a file that kills the processor cannot loop forever)."""
+    with transaction(conn):
+        return conn.execute("UPDATE files SET status = CASE WHEN attempts >= ? THEN 'failed' "
+                            "ELSE 'pending' END WHERE status = 'processing'",
+                            (max_attempts,)).rowcount
+
+
+def claim(conn: sqlite3.Connection) -> Claimed | None:
+    """Take the oldest pending file, or None. A plain read first, so an idle processor
+    never takes the write lock."""
+    if conn.execute("SELECT 1 FROM files WHERE status = 'pending' LIMIT 1").fetchone() is None:
+        return None
+    with transaction(conn):
+        rows = conn.execute(
+            "UPDATE files SET status = 'processing', attempts = attempts + 1 "
+            "WHERE id = (SELECT id FROM files WHERE status = 'pending' ORDER BY id LIMIT 1) "
+            "RETURNING id, rel_path, attempts").fetchall()
+    return Claimed(*rows[0]) if rows else None
+
+
+def complete(conn: sqlite3.Connection, file_id: int, size: int, sha256: str, mime_type: str,
+             meta: dict[str, Any]) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE files SET status = 'done', processed_at = ?, size = ?, sha256 = ?, "
+                     "mime_type = ?, meta = ? WHERE id = ? AND status = 'processing'",
+                     (utc_now(), size, sha256, mime_type,
+                      json.dumps(meta, separators=(",", ":")), file_id))
+
+
+def fail(conn: sqlite3.Connection, file_id: int, max_attempts: int) -> str:
+    """A failed run: back to 'pending' for a retry, or 'failed' for good. Returns which."""
+    with transaction(conn):
+        rows = conn.execute("UPDATE files SET status = CASE WHEN attempts >= ? THEN 'failed' "
+                            "ELSE 'pending' END WHERE id = ? AND status = 'processing' "
+                            "RETURNING status", (max_attempts, file_id)).fetchall()
+    return rows[0][0] if rows else "gone"
+
+
+def release(conn: sqlite3.Connection, file_id: int) -> None:
+    """Give back a file claimed but not worked on (the processor is stopping)."""
+    with transaction(conn):
+        conn.execute("UPDATE files SET status = 'pending', attempts = attempts - 1 "
+                     "WHERE id = ? AND status = 'processing'", (file_id,))
