@@ -38,11 +38,26 @@ def build_docroot(base: Path) -> Path:
     (root / ".hidden_dir" / "file.txt").write_bytes(b"hidden too")
     (root / ".well-known" / "security.txt").write_bytes(b"Contact: x")
     (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (root / "medium.bin").write_bytes(os.urandom(100 * 1024))  # below the memory-cache limit
+    (root / "noindex").mkdir()
+    (root / "noindex" / "file.txt").write_bytes(b"a directory without index.html")
+    (root / "dir with space").mkdir()
+    (root / "dir with space" / "file name.txt").write_bytes(b"nested spaces ok")
+    (root / "dir1" / ".env").write_bytes(b"hidden in a subdirectory")
+    for name in TYPED_FILES:
+        (root / name).write_bytes(b"typed " + name.encode())
     (base / "secret.txt").write_bytes(SECRET)
+    (base / "index.html").write_bytes(SECRET)  # what /dir_out/ would serve if links were followed
     (root / "link_out").symlink_to(base / "secret.txt")
     (root / "dir_out").symlink_to(base)
     (root / "link_in.txt").symlink_to(root / "text..txt")
+    (root / "dir_in").symlink_to(root / "dir1")
     return root
+
+
+# extra files whose only purpose is their Content-Type (see test_static.py)
+TYPED_FILES = ["page.htm", "upper.HTML", "icon.svg", "favicon.ico", "data.json", "doc.pdf",
+               "font.woff2", "clip.mp4", "IMAGE.PNG", "readme.txt", "Archive.ZIP"]
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,24 @@ class ServerProcess:
                 pass
             return b"".join(chunks)
 
+    def exchange(self, data: bytes, timeout: float = 5.0) -> bytes:
+        """Send bytes on a fresh connection and read until the server closes it.
+
+        Unlike ``raw`` this fails when the server keeps the connection open past ``timeout``,
+        so a test using it also checks that the server closed the connection.
+        """
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(data)
+            chunks = []
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+
+    def connect(self, timeout: float = 5.0) -> "RawConnection":
+        return RawConnection(self.port, timeout)
+
     def db(self) -> sqlite3.Connection:
         """A separate connection to the server's database, for checking what was stored."""
         return sqlite3.connect(self.db_path, timeout=10)
@@ -135,6 +153,62 @@ class ServerProcess:
         with contextlib.closing(self.db()) as conn:
             return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
                     for t in tables}
+
+
+class RawConnection:
+    """A client socket that reads responses one at a time, framed by Content-Length."""
+
+    def __init__(self, port: int, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def __enter__(self) -> "RawConnection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def fill(self) -> bool:
+        """Read more bytes into the buffer; False at end of stream."""
+        chunk = self.sock.recv(65536)
+        self.buf += chunk
+        return bool(chunk)
+
+    def response(self, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+        """The next response: status, headers (lower-case names), body.
+
+        ``head_only`` for the answer to a HEAD request, whose Content-Length has no body.
+        """
+        while b"\r\n\r\n" not in self.buf:
+            if not self.fill():
+                raise ConnectionError(f"connection closed before a response head: {self.buf!r}")
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        status, headers, _ = parse_response(head + b"\r\n\r\n")
+        length = int(headers.get("content-length", "0"))
+        if head_only or status < 200 or status in (204, 304):
+            length = 0
+        while len(self.buf) < length:
+            if not self.fill():
+                raise ConnectionError(f"connection closed after {len(self.buf)} of {length} "
+                                      "body bytes")
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return status, headers, body
+
+    def closed_by_server(self) -> bool:
+        """True when the server has closed the connection (EOF or reset) with nothing more
+        to read; False when the read times out with the connection still open."""
+        try:
+            return not self.fill() and not self.buf
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
 
 
 @contextlib.contextmanager
