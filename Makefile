@@ -2,13 +2,14 @@
 PYTHON ?= python3
 SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help bench bench-quick bench-report bench-deps
+.PHONY: help bench bench-quick bench-report bench-test bench-deps
 
 help:
 	@echo "make bench-deps    install nginx, wrk, ab (Debian) and bench/requirements.txt"
 	@echo "make bench         full benchmark -> bench/RESULTS.md, bench/results.png"
 	@echo "make bench-quick   smoke run (1 run of 2s each) -> bench/out/quick/"
-	@echo "make bench-report  re-render the reports from bench/out/results.json"
+	@echo "make bench-report  re-render the reports of the last run from bench/out/results.json"
+	@echo "make bench-test    unit tests of the harness (parsers, report)"
 
 bench-deps:
 	$(SUDO) apt-get update
@@ -23,3 +24,6 @@ bench-quick:
 
 bench-report:
 	$(PYTHON) bench/run.py --report-only
+
+bench-test:
+	$(PYTHON) -m unittest discover -s bench -p 'test_*.py'

@@ -23,6 +23,7 @@ class Sample:
     p99_ms: float
     requests: int
     errors: int         # non-2xx/3xx responses + socket errors (wrk) or failed + non-2xx (ab)
+    non_2xx: int = 0    # responses with a status other than 2xx (wrk: other than 2xx/3xx)
     failed: int = 0     # ab's "Failed requests" (0 for wrk)
     log: str = ""       # path of the raw output, relative to the output dir
 
@@ -61,7 +62,7 @@ def parse_wrk(text):
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     socket_errors = sum(int(n) for n in socket.groups()) if socket else 0
     return Sample(rps=rps, p50_ms=p50, p99_ms=p99, requests=requests,
-                  errors=non_2xx + socket_errors)
+                  errors=non_2xx + socket_errors, non_2xx=non_2xx)
 
 
 def parse_ab(text):
@@ -73,7 +74,15 @@ def parse_ab(text):
     p50 = _number(r"^\s+50%\s+(\d+)", text, "50% latency")
     p99 = _number(r"^\s+99%\s+(\d+)", text, "99% latency")
     return Sample(rps=rps, p50_ms=p50, p99_ms=p99, requests=requests,
-                  errors=failed + non_2xx, failed=failed)
+                  errors=failed + non_2xx, non_2xx=non_2xx, failed=failed)
+
+
+def describe_abort(stdout, stderr, parse_error):
+    """One line saying why a run produced no report, e.g. ab's poll timeout."""
+    lines = (stderr.strip() or stdout.strip()).splitlines()
+    reason = lines[-1] if lines else str(parse_error)
+    done = re.search(r"Total of (\d+) requests completed", stdout + stderr)
+    return f"{reason}, after {done.group(1)} requests" if done else reason
 
 
 TOOLS = {"wrk": parse_wrk, "ab": parse_ab}

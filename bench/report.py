@@ -9,7 +9,7 @@ and ``ANALYSIS_END`` in an existing RESULTS.md is carried over unchanged.
 
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from servers import LOADS
@@ -59,14 +59,17 @@ class Summary:
     p50_ms: float = None
     p99_ms: float = None
     errors: int = 0
+    non_2xx: int = 0
     failed: int = 0
     rps_min: float = None
     rps_max: float = None
 
     @property
     def spread(self):
-        """(max - min) / min of req/s over the runs."""
-        return (self.rps_max - self.rps_min) / self.rps_min if self.rps_min else None
+        """(max - min) / min of req/s over the runs (None for a single run)."""
+        if self.runs < 2 or not self.rps_min:
+            return None
+        return (self.rps_max - self.rps_min) / self.rps_min
 
     @property
     def measured(self):
@@ -82,6 +85,7 @@ def summarize(row):
         summary.p50_ms = statistics.median(s["p50_ms"] for s in samples)
         summary.p99_ms = statistics.median(s["p99_ms"] for s in samples)
         summary.errors = sum(s["errors"] for s in samples)
+        summary.non_2xx = sum(s.get("non_2xx", 0) for s in samples)
         summary.failed = sum(s["failed"] for s in samples)
         summary.rps_min, summary.rps_max = min(rates), max(rates)
     return summary
@@ -163,7 +167,9 @@ def targets_section(res):
             rows.append([target.title, required, "-", f"n/a ({reason})" if not reason.startswith("n/a") else reason])
             continue
         measured = f"{ours.rps:,.0f} vs {peer.rps:,.0f} req/s = **{value:.2f}x**"
-        met = value >= target.min_ratio
+        met = value >= target.min_ratio and ours.non_2xx == 0  # wrong answers are not throughput
+        if ours.non_2xx:
+            measured += f", {ours.non_2xx} non-2xx"
         if target.zero_failed:
             measured += f", {ours.failed} failed"
             met = met and ours.failed == 0
@@ -173,7 +179,8 @@ def targets_section(res):
                  "-" if idle is None else f"{idle:.1f} MiB",
                  "n/a (not measured)" if idle is None
                  else "**met**" if idle < IDLE_WORKER_LIMIT_MIB else "**missed**"])
-    return table(["Target (our server, 1 worker, pinned, same run)", "Required", "Measured", "Result"], rows)
+    return table(["Target (our server, 1 worker, pinned, same run)", "Required", "Measured", "Result"],
+                 rows) + "\n\nA target with non-2xx responses from our server is missed whatever its ratio."
 
 
 def results_section(res):
@@ -194,8 +201,11 @@ def results_section(res):
                          fmt_ratio(res.ratio_to_nginx(s)),
                          f"{fmt_ratio(best_ratio)} ({best_name})" if best_name else "-",
                          s.runs, noise])
+    noisy = [f"{s.server} / {LOADS[s.load].title}" for s in res.summaries if res.is_noisy(s)]
     return table(["Server", "Load", "Req/s (median)", "p50", "p99", "Errors", "vs nginx",
-                  "vs best Python peer", "Runs", "Spread"], rows)
+                  "vs best Python peer", "Runs", "Spread"], rows) + (
+        f"\n\n**Noisy** (spread > {res.noise:.0%}; rerun before trusting): {'; '.join(noisy)}."
+        if noisy else "")
 
 
 def scaling_section(res):
@@ -278,13 +288,13 @@ Each load ran {settings['runs']} time(s); the table shows the median, errors sum
 
 {scaling_section(res)}
 
-All worker counts run pinned to the same server CPUs.
+All worker counts run pinned to the same server CPUs ({settings['server_cpus'] or 'not pinned'}): with one server core, extra workers can only add contention, so this shows the cost of prefork rather than a speed-up.
 
 ## Memory (RSS, MiB)
 
 {memory_section(res)}
 
-VmRSS from /proc/PID/status summed over the process tree; "master" is the process started, "worker" the largest child. Idle is read after the URL checks, before any load; load is the peak during the first 1 KB keep-alive run.
+VmRSS from /proc/PID/status summed over the process tree; "master" is the process started, "worker" the largest child. Idle is read after the URL checks, before any load; load is the peak sampled every 0.25 s during all of that server's loads.
 
 ## Where the time goes
 
@@ -316,8 +326,8 @@ def write_chart(results, path):
     import matplotlib.pyplot as plt
 
     res = Results(results)
-    panels = [(load.title, [s for s in res.summaries if s.load == load.key and s.kind != "scaling"])
-              for load in LOADS.values()]
+    panels = [(load.title, [s for s in res.summaries if s.load == load.key and s.kind != "scaling"]
+               + _references(res, load)) for load in LOADS.values()]
     panels.append(("Our server, 1 KB file: worker scaling",
                    [s for s in res.summaries if s.load == "1k" and s.kind in ("ours", "scaling")]))
     columns = 2
@@ -342,8 +352,21 @@ def _color(kind):
     return {"ours": "tab:red", "scaling": "tab:red", "ceiling": "tab:gray"}.get(kind, "tab:blue")
 
 
+def _references(res, load):
+    """For a load compared with another one (scores -> ping), the peers' bars for that one."""
+    if load.compare == load.key:
+        return []
+    return [replace(s, server=f"{s.server} ({s.load})") for s in res.summaries
+            if s.load == load.compare and s.kind in ("ceiling", "python")]
+
+
 def _bar_panel(ax, title, summaries):
     ax.set_title(title, fontsize=10)
+    if not summaries:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
     names = [s.server for s in summaries]
     values = [s.rps if s.measured else 0 for s in summaries]
     low = [s.rps - s.rps_min if s.measured else 0 for s in summaries]

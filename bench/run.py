@@ -22,9 +22,12 @@ DURATION (10s), WARMUP (2s), CONNECTIONS (100), AB_REQUESTS (50000),
 SERVER_CPUS (0), LOAD_CPUS (1), SCALING_WORKERS (1,2,4), NOISE (0.15),
 OUT (bench), SERVERS (all).
 
-Exit status: 0 when every server served every URL correctly and every
-load completed (a missing API route of ours is reported "n/a", not a
-failure), 1 otherwise. The reports are written in both cases.
+Exit status: 1 when a server failed to start or to stop on SIGTERM, or
+served a URL with the wrong status or bytes (that URL is then not loaded);
+0 otherwise.
+A load the tool gave up on (e.g. ab timing out on a server that drops
+connections) is reported as "aborted", and a missing API route of ours as
+"n/a (route missing)"; neither fails the run. The reports are always written.
 """
 
 import argparse
@@ -50,6 +53,7 @@ from servers import LOADS, Memory, ServerError
 
 RAW_DIR = servers.BENCH_DIR / "out"
 NA_MISSING = "n/a (route missing)"
+LOAD_TIMEOUT = 900  # seconds for one wrk/ab run before it counts as aborted
 
 
 @dataclass
@@ -58,7 +62,7 @@ class Row:
     server: str
     kind: str
     load: str
-    status: str = "ok"     # "ok", "n/a (...)" or "FAILED: ..."
+    status: str = "ok"     # "ok", "n/a (...)", "aborted: ..." (load tool gave up) or "FAILED: ..."
     samples: list = field(default_factory=list)
 
 
@@ -66,7 +70,7 @@ class Recorder:
     """Collects rows, memory readings and the exact commands that were run."""
 
     def __init__(self):
-        self.rows, self.memory, self.commands, self.notes = [], {}, [], []
+        self.rows, self.memory, self.commands, self.notes, self.failures = [], {}, [], [], []
 
     def command(self, argv):
         line = shlex.join(argv)
@@ -91,8 +95,9 @@ def parse_args(argv=None):
     parser.add_argument("--load-cpus", default=env("LOAD_CPUS", "1"))
     parser.add_argument("--scaling-workers", default=env("SCALING_WORKERS", "1,2,4"))
     parser.add_argument("--noise", type=float, default=float(env("NOISE", "0.15")))
-    parser.add_argument("--out", default=env("OUT", str(servers.BENCH_DIR)),
-                        help="directory for RESULTS.md and results.png")
+    parser.add_argument("--out", default=env("OUT"),
+                        help="directory for RESULTS.md and results.png (default: bench/, or "
+                             "with --report-only the directory of the run being re-rendered)")
     parser.add_argument("--servers", default=env("SERVERS", ""),
                         help="comma-separated server names to run (default: all)")
     parser.add_argument("--report-only", action="store_true",
@@ -142,12 +147,12 @@ def bench_server(server, args, ws, rec):
             load_peak = Memory()
             for row in rows:
                 if row.status == "ok":
-                    peak = run_load(row, args, port, started.proc.pid, rec)
-                    load_peak = load_peak.max(peak) if row.load == "1k" else load_peak
+                    load_peak = load_peak.max(run_load(row, args, port, started.proc.pid, rec))
             rec.memory[server.name] = {"idle": asdict(idle), "load": asdict(load_peak)}
         for note in started.notes:
-            rec.notes.append(f"{server.name}: {note}")
-            rec.log(f"{server.name}: {note}")
+            rec.failures.append(f"{server.name}: did not stop cleanly: {note}")
+            rec.notes.append(rec.failures[-1])
+            rec.log(rec.failures[-1])
     except ServerError as exc:
         for row in rows:
             if row.status == "ok" and not row.samples:
@@ -179,8 +184,9 @@ def verify(load, port, ws):
             return f"FAILED: GET {load.path} is not JSON: {body[:80]!r}"
         if load.key == "ping" and document != {"status": "ok"}:
             return f"FAILED: GET {load.path} -> {body[:80]!r}, expected {{\"status\": \"ok\"}}"
-        if load.key == "scores" and not isinstance(document, dict):
-            return f"FAILED: GET {load.path} -> {body[:80]!r}, expected a JSON object"
+        if load.key == "scores" and not (isinstance(document, dict) and all(
+                document.get(key) == value for key, value in servers.SCORE_ROW.items())):
+            return f"FAILED: GET {load.path} -> {body[:80]!r}, expected the row posted"
         return "ok"
     expected = ws.expected_file(load.path)
     if body != expected:
@@ -198,7 +204,7 @@ def warm_up(args, port, rec):
 
 
 def run_load(row, args, port, server_pid, rec):
-    """Run ``row``'s load ``args.runs`` times; returns the peak RSS of the first run."""
+    """Run ``row``'s load ``args.runs`` times; returns the server's peak RSS meanwhile."""
     load = LOADS[row.load]
     url = f"http://{servers.HOST}:{port}{load.path}"
     if load.tool == "wrk":
@@ -211,16 +217,20 @@ def run_load(row, args, port, server_pid, rec):
     for run in range(1, args.runs + 1):
         log_name = f"raw/{slug(row.server)}-{row.load}-{run}.txt"
         with servers.MemorySampler(server_pid) as sampler:
-            result = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                    timeout=900)
-        if run == 1:
-            peak = sampler.peak
-        (RAW_DIR / log_name).write_text(f"$ {shlex.join(argv)}\n{result.stdout}\n{result.stderr}")
+            try:
+                result = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                        timeout=LOAD_TIMEOUT)
+            except subprocess.TimeoutExpired as exc:
+                result = subprocess.CompletedProcess(argv, "timeout", exc.stdout or "",
+                                                     f"killed after {LOAD_TIMEOUT}s")
+        peak = peak.max(sampler.peak)
+        stdout, stderr = (_text(stream) for stream in (result.stdout, result.stderr))
+        (RAW_DIR / log_name).write_text(f"$ {shlex.join(argv)}\n{stdout}\n{stderr}")
         try:
-            sample = loadgen.TOOLS[load.tool](result.stdout)
+            sample = loadgen.TOOLS[load.tool](stdout)
         except loadgen.ParseError as exc:
-            error = (result.stderr.strip().splitlines() or [str(exc)])[-1]
-            row.status = f"FAILED: {load.tool} exited {result.returncode}: {error} (see bench/out/{log_name})"
+            row.status = (f"aborted: {loadgen.describe_abort(stdout, stderr, exc)} "
+                          f"(bench/out/{log_name})")
             rec.log(f"{row.server}: {row.load}: {row.status}")
             return peak
         sample.log = log_name
@@ -228,6 +238,10 @@ def run_load(row, args, port, server_pid, rec):
         rec.log(f"{row.server}: {row.load} run {run}/{args.runs}: {sample.rps:,.0f} req/s, "
                 f"p99 {sample.p99_ms:.2f} ms, errors {sample.errors}")
     return peak
+
+
+def _text(stream):
+    return stream.decode(errors="replace") if isinstance(stream, bytes) else stream
 
 
 def slug(name):
@@ -301,14 +315,15 @@ def main(argv=None):
         results = json.loads(results_json.read_text())
     else:
         results = run_all(args)
+        results["out"] = str(Path(args.out or servers.BENCH_DIR).resolve())
         results_json.write_text(json.dumps(results, indent=2))
-    out = Path(args.out)
+    out = Path(args.out or results.get("out") or servers.BENCH_DIR)
     out.mkdir(parents=True, exist_ok=True)
     report.write_markdown(results, out / "RESULTS.md", chart_name="results.png")
     report.write_chart(results, out / "results.png")
     print(f"bench: wrote {out / 'RESULTS.md'} and {out / 'results.png'}")
     failed = [f"{r['server']} / {r['load']}: {r['status']}" for r in results["rows"]
-              if r["status"].startswith("FAILED")]
+              if r["status"].startswith("FAILED")] + results.get("failures", [])
     if failed:
         print("bench: FAILED:\n  " + "\n  ".join(failed), file=sys.stderr)
         return 1
@@ -344,6 +359,7 @@ def run_all(args):
         "memory": rec.memory,
         "commands": rec.commands,
         "notes": rec.notes,
+        "failures": rec.failures,
     }
 
 

@@ -46,6 +46,7 @@ LOADS = {load.key: load for load in [
 ]}
 STATIC_LOADS = ("1k", "100k", "1m", "ab-1k")
 SCORE_ROW = {"client_id": 1, "phone": "79175002040", "email": "a@b.c"}
+BENCH_APPS = ("scores",)  # apps/ packages serving the bench's API routes (mounted if present)
 
 
 class ServerError(RuntimeError):
@@ -102,10 +103,23 @@ def ours(workers, loads, kind="ours"):
     def argv(ws, port):
         config = ws.root / "httpd-config.json"
         if not config.exists():
-            config.write_text(json.dumps({"database": str(ws.root / "bench.sqlite3")}))
+            config.write_text(json.dumps(ours_config(ws)))
         return [sys.executable, "httpd.py", "-w", str(workers), "-r", str(ws.docroot),
                 "-H", HOST, "-p", str(port), "--access-log", "off", "-c", str(config)]
     return Server(f"httpd -w{workers}", kind, loads, argv)
+
+
+def ours_config(ws):
+    """The repo's server_config.json, plus the apps the bench's routes need, with
+    every writable path moved into the workspace: the bench never touches var/."""
+    repo_config = REPO_DIR / "server_config.json"
+    config = json.loads(repo_config.read_text()) if repo_config.exists() else {}
+    present = [app for app in BENCH_APPS if (REPO_DIR / "apps" / app).is_dir()]
+    config["apps"] = list(dict.fromkeys([*config.get("apps", []), *present]))
+    config["database"] = str(ws.root / "bench.sqlite3")
+    if "media_root" in config:
+        config["media_root"] = str(ws.root / "media")
+    return config
 
 
 NGINX_CONF = """\
