@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from framework import __version__
 from framework.protocol import REASONS
-from framework.router import PARAM, Route
+from framework.router import BODY_MEDIA_TYPES, PARAM, Route
 
 OPENAPI_VERSION = "3.0.3"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -80,10 +80,12 @@ def operation(route: Route, taken: set[str]) -> dict[str, Any]:
     }
     if route.description:
         op["description"] = route.description
-    if route.body is not None:
-        media = "application/json" if route.body == "json" else "multipart/form-data"
-        op["requestBody"] = {"required": True, "content": {media: {
-            "schema": route.request_schema or {"type": "object"}}}}
+    kinds = route.body_kinds
+    if kinds:
+        schemas = route.request_schema if len(kinds) > 1 else {kinds[0]: route.request_schema}
+        op["requestBody"] = {"required": True, "content": {
+            BODY_MEDIA_TYPES[kind]: {"schema": (schemas or {}).get(kind) or {"type": "object"}}
+            for kind in kinds}}
     return op
 
 

@@ -21,6 +21,7 @@ INT64_MAX = 2 ** 63 - 1
 INT64_DIGITS = len(str(INT64_MAX))
 PARAM = re.compile(r"<(?:(int|str|path):)?([A-Za-z_][A-Za-z0-9_]*)>")
 CONVERTERS = {"int": r"[0-9]+", "str": r"[^/]+", "path": r".+"}
+BODY_MEDIA_TYPES = {"json": "application/json", "multipart": "multipart/form-data"}
 ANY_SEGMENT = ""  # index key of patterns whose first segment is itself a parameter
 
 
@@ -31,11 +32,13 @@ class Route:
     pattern: str
     handler: Callable[..., Any]
     status: int = 200
-    body: str | None = None  # "json", "multipart" or None for no body
-    max_body: int | str | None = None  # bytes, or the name of a setting holding them
+    # "json", "multipart", a tuple of both (the Content-Type picks), or None for no body
+    body: str | tuple[str, ...] | None = None
+    # bytes, the name of a setting holding them, or a function of the settings
+    max_body: int | str | Callable[[dict[str, Any]], int] | None = None
     summary: str = ""
     description: str = ""
-    request_schema: dict | None = None
+    request_schema: dict | None = None  # with several body kinds: {kind: schema}
     response_schema: dict | None = None
     query: dict[str, dict] = field(default_factory=dict)  # name -> JSON schema, for the docs
     paginated: bool = False  # the response is a §1.10 page of response_schema items
@@ -45,6 +48,12 @@ class Route:
 
     def __post_init__(self) -> None:
         self.params = {name: kind or "str" for kind, name in PARAM.findall(self.pattern)}
+
+    @property
+    def body_kinds(self) -> tuple[str, ...]:
+        if self.body is None:
+            return ()
+        return (self.body,) if isinstance(self.body, str) else tuple(self.body)
 
 
 class Pattern:

@@ -14,7 +14,7 @@ from framework import db, openapi
 from framework.app import ApiError, ApiRequest, App, error_response
 from framework.messages import Response, json_response
 from framework.protocol import REASONS, Request
-from framework.router import Route, Router
+from framework.router import BODY_MEDIA_TYPES, Route, Router
 from handlers.static import StaticFiles, html_error
 
 log = logging.getLogger("httpd.api")
@@ -131,6 +131,8 @@ class Dispatcher:
         limit = route.max_body
         if isinstance(limit, str):
             return self.settings[limit]
+        if callable(limit):
+            return limit(self.settings)
         return self.settings["max_body_size"] if limit is None else limit
 
 
@@ -151,16 +153,15 @@ def not_allowed(methods: dict[str, Route], method: str) -> Response:
 
 def check_content_type(route: Route, request: Request) -> Response | None:
     """415 for a body of the wrong media type; a missing type is tolerated for JSON (§1.3)."""
-    if route.body is None:
+    kinds = route.body_kinds
+    if not kinds:
         return None
     given = request.headers.get("content-type")
     media = (given or "").partition(";")[0].strip().lower()
-    if route.body == "json":
-        if given is None or media == "application/json" or media.endswith("+json"):
-            return None
-        expected = "application/json"
-    else:
-        if media == "multipart/form-data":
-            return None
-        expected = "multipart/form-data"
+    if "json" in kinds and (given is None or media == "application/json"
+                            or media.endswith("+json")):
+        return None
+    if "multipart" in kinds and media == "multipart/form-data":
+        return None
+    expected = " or ".join(BODY_MEDIA_TYPES[kind] for kind in kinds)
     return error_response(415, f"Content-Type must be {expected}")
