@@ -1,0 +1,169 @@
+"""HTTP endpoints of the memes collection (API.md §D.1): thin handlers over validation, the
+rows (store) and the image files (images), ordered so that a failure never leaves a row
+without its image (§D.2)."""
+from __future__ import annotations
+
+from typing import Any
+
+from framework import media
+from framework.app import ApiError, ApiRequest, App, created
+from framework.db import transaction
+from framework.messages import Response
+from framework.multipart import read_form
+from framework.pagination import paginate
+
+from apps.memes import images, store
+from apps.memes.schema import SCHEMA
+from apps.memes.validation import (FORM_OVERHEAD, TEXT_LIMITS, validate_form,
+                                   validate_text_body)
+
+app = App("memes", schema=SCHEMA, title="Memes collection")
+media.mount(app, images.DIRECTORY)  # GET/HEAD /media/memes/<key>
+
+
+def text_schema(field: str) -> dict[str, Any]:
+    fewest, most = TEXT_LIMITS[field]
+    return {"type": "string", "minLength": fewest, "maxLength": most,
+            "description": "not whitespace only; lengths count code points"}
+
+
+MEME = {"type": "object", "required": ["id", "title", "description", "created_at", "image_url"],
+        "properties": {
+            "id": {"type": "integer", "format": "int64"},
+            "title": text_schema("title"),
+            "description": text_schema("description"),
+            "created_at": {"type": "string", "format": "date-time",
+                           "example": "2024-03-05T12:34:56.789012Z"},
+            "image_url": {"type": "string", "format": "uri",
+                          "example": "http://localhost:8080/media/memes/<uuid>.png"}}}
+IMAGE = {"type": "string", "format": "binary",
+         "description": "PNG or JPEG (detected from the content), at most 20 MiB by default"}
+TEXT = {"title": text_schema("title"), "description": text_schema("description")}
+SEED_NAMES = "The seed's names meme_image, meme_title and meme_description are accepted too."
+NEW_MEME_FORM = {"type": "object", "required": ["image", "title", "description"],
+                 "properties": {"image": IMAGE, **TEXT}, "description": SEED_NAMES}
+IMAGE_FORM = {"type": "object", "required": ["image"], "properties": {"image": IMAGE, **TEXT},
+              "description": "A new image; title and description may change with it. "
+                             + SEED_NAMES}
+PUT_BODY = {"type": "object", "required": ["title", "description"], "properties": TEXT,
+            "additionalProperties": False}
+PATCH_BODY = {"type": "object", "minProperties": 1, "properties": TEXT,
+              "additionalProperties": False}
+PATCH_BODIES = {"multipart": IMAGE_FORM, "json": PATCH_BODY}
+
+
+def upload_limit(settings: dict[str, Any]) -> int:
+    """A request carrying an image: the image's limit plus the form around it (Decisions §10)."""
+    return settings["meme_image_max_bytes"] + FORM_OVERHEAD
+
+
+def meme(req: ApiRequest, row: tuple) -> dict[str, Any]:
+    meme_id, title, description, created_at, image_key = row
+    return {"id": meme_id, "title": title, "description": description,
+            "created_at": created_at, "image_url": req.url(images.url_path(image_key))}
+
+
+def not_found(meme_id: int) -> ApiError:
+    return ApiError(404, f"meme {meme_id} not found")
+
+
+@app.get("/memes", paginated=True, response_schema=MEME)
+def list_memes(req: ApiRequest) -> dict[str, Any]:
+    """Memes, newest first (created_at, then id, descending), a page at a time."""
+    conn = req.db
+    with transaction(conn, immediate=False):
+        return paginate(req, store.count(conn), lambda limit, offset: [
+            meme(req, row) for row in store.newest(conn, limit, offset)])
+
+
+@app.get("/memes/<int:meme_id>", response_schema=MEME)
+def read_meme(req: ApiRequest, meme_id: int) -> dict[str, Any]:
+    """One meme."""
+    row = store.get(req.db, meme_id)
+    if row is None:
+        raise not_found(meme_id)
+    return meme(req, row)
+
+
+@app.post("/memes", status=201, body="multipart", max_body=upload_limit,
+          request_schema=NEW_MEME_FORM, response_schema=MEME)
+def create_meme(req: ApiRequest) -> Response:
+    """Add a meme: an image (PNG or JPEG) with a title and a description.
+
+    Answers 201 with the meme and its Location.
+    """
+    with read_image_form(req) as form:
+        texts, upload = validate_form(form, new=True)
+        row = images.put(req.settings, upload.part, upload.mime, lambda key: store.insert(
+            req.db, texts["title"], texts["description"], key, upload.mime))
+    return created(meme(req, row), f"/memes/{row[0]}")
+
+
+@app.put("/memes/<int:meme_id>", request_schema=PUT_BODY, response_schema=MEME)
+def replace_text(req: ApiRequest, meme_id: int) -> dict[str, Any]:
+    """Replace the title and the description; the image and created_at stay."""
+    return update_text(req, meme_id, validate_text_body(req.json(), partial=False))
+
+
+@app.patch("/memes/<int:meme_id>", body=("multipart", "json"), max_body=upload_limit,
+           request_schema=PATCH_BODIES, response_schema=MEME)
+def patch_meme(req: ApiRequest, meme_id: int) -> dict[str, Any]:
+    """Change a meme: a multipart form replaces the image, a JSON object some of the text."""
+    if req.content_type.partition(";")[0].strip().lower() == "multipart/form-data":
+        return replace_image(req, meme_id)
+    return update_text(req, meme_id, validate_text_body(req.json(), partial=True))
+
+
+@app.patch("/memes/<int:meme_id>/image", body="multipart", max_body=upload_limit,
+           request_schema=IMAGE_FORM, response_schema=MEME)
+@app.patch("/memes/<int:meme_id>/update_image", body="multipart", max_body=upload_limit,
+           request_schema=IMAGE_FORM, response_schema=MEME,
+           summary="Replace a meme's image (the seed's path; same as /memes/{meme_id}/image)")
+def patch_image(req: ApiRequest, meme_id: int) -> dict[str, Any]:
+    """Replace a meme's image; the old image URL stops working."""
+    return replace_image(req, meme_id)
+
+
+@app.delete("/memes/<int:meme_id>")
+def delete_meme(req: ApiRequest, meme_id: int) -> None:
+    """Delete a meme and its image; 404 if there is no such meme."""
+    image_key = store.delete(req.db, meme_id)
+    if image_key is None:
+        raise not_found(meme_id)
+    images.remove(req.settings, image_key)
+
+
+def read_image_form(req: ApiRequest):
+    return read_form(req, spool_dir=images.spool_dir(req.settings),
+                     max_file_size=req.settings["meme_image_max_bytes"],
+                     max_field_size=FORM_OVERHEAD)
+
+
+def update_text(req: ApiRequest, meme_id: int, texts: dict[str, str]) -> dict[str, Any]:
+    updated = store.update(req.db, meme_id, texts)
+    if updated is None:
+        raise not_found(meme_id)
+    return meme(req, updated[0])
+
+
+def replace_image(req: ApiRequest, meme_id: int) -> dict[str, Any]:
+    """New file, then the row in one transaction, then (committed) the old file goes."""
+    with read_image_form(req) as form:
+        texts, upload = validate_form(form, new=False)
+
+        def record(key: str) -> tuple[tuple, str]:
+            updated = store.update(req.db, meme_id,
+                                   {**texts, "image_key": key, "image_mime": upload.mime})
+            if updated is None:
+                raise not_found(meme_id)  # after validation: §D.1's check order
+            return updated
+
+        row, old_key = images.put(req.settings, upload.part, upload.mime, record)
+    images.remove(req.settings, old_key)
+    return meme(req, row)
+
+
+@app.on_startup
+def sweep_orphans(settings: dict[str, Any]) -> None:
+    """Remove image files no row references (left by a crash between file and row)."""
+    images.sweep(settings)

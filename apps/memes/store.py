@@ -1,0 +1,70 @@
+"""SQL of the memes app: rows only. Files are images.py's business; routes.py orders the two
+so that a failure never leaves a row without its image (API.md §D.2)."""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+from framework.db import transaction
+
+COLUMNS = "id, title, description, created_at, image_key"
+UPDATABLE = frozenset({"title", "description", "image_key", "image_mime"})
+
+
+def now_iso() -> str:
+    """UTC now as API.md §1.9 writes it; fixed width, so text order is time order."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def get(conn: sqlite3.Connection, meme_id: int) -> tuple | None:
+    return conn.execute(f"SELECT {COLUMNS} FROM memes WHERE id = ?", (meme_id,)).fetchone()
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM memes").fetchone()[0]
+
+
+def newest(conn: sqlite3.Connection, limit: int, offset: int) -> list[tuple]:
+    return conn.execute(f"SELECT {COLUMNS} FROM memes ORDER BY created_at DESC, id DESC "
+                        "LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+
+
+def insert(conn: sqlite3.Connection, title: str, description: str, image_key: str,
+           image_mime: str) -> tuple:
+    now = now_iso()
+    with transaction(conn):
+        cur = conn.execute("INSERT INTO memes (title, description, image_key, image_mime, "
+                           "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           (title, description, image_key, image_mime, now, now))
+        return (cur.lastrowid, title, description, now, image_key)
+
+
+def update(conn: sqlite3.Connection, meme_id: int,
+           values: dict[str, str]) -> tuple[tuple, str] | None:
+    """Set some of a meme's columns: (the updated row, the image key it had before), or
+    None if there is no such meme."""
+    if not UPDATABLE.issuperset(values):  # names go into the SQL text: only our own
+        raise ValueError(f"cannot update {sorted(set(values) - UPDATABLE)}")
+    names = sorted(values)
+    assignments = "".join(f"{name} = ?, " for name in names)
+    with transaction(conn):
+        before = conn.execute("SELECT image_key FROM memes WHERE id = ?", (meme_id,)).fetchone()
+        if before is None:
+            return None
+        conn.execute(f"UPDATE memes SET {assignments}updated_at = ? WHERE id = ?",
+                     (*(values[name] for name in names), now_iso(), meme_id))
+        return get(conn, meme_id), before[0]
+
+
+def delete(conn: sqlite3.Connection, meme_id: int) -> str | None:
+    """Delete a meme's row; its image key, or None if there was no such meme."""
+    with transaction(conn):
+        # fetchall: a RETURNING statement must finish before the COMMIT
+        rows = conn.execute("DELETE FROM memes WHERE id = ? RETURNING image_key",
+                            (meme_id,)).fetchall()
+    return rows[0][0] if rows else None
+
+
+def image_keys(conn: sqlite3.Connection) -> set[str]:
+    return {key for (key,) in conn.execute("SELECT image_key FROM memes")}
+

@@ -1,0 +1,132 @@
+"""Validation of meme text (API.md §D.1), shared by the JSON bodies and the multipart form.
+
+Every problem is collected per field and raised together as one 400 before any file is kept
+or any transaction is opened, so a rejected request changes nothing.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from framework.app import validation_error
+from framework.multipart import FilePart, Form
+from framework.sniff import sniff
+
+# field -> (fewest, most) code points; the seed's limits, mirrored by the table's CHECKs
+TEXT_LIMITS = {"title": (3, 100), "description": (3, 1000)}
+TEXT_FIELDS = frozenset(TEXT_LIMITS)
+READ_ONLY = frozenset({"id", "created_at", "image_url"})
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg"})
+# form field name -> what it is; the seed's meme_* names are accepted too (§D.1)
+FORM_NAMES = {"image": "image", "title": "title", "description": "description",
+              "meme_image": "image", "meme_title": "title", "meme_description": "description"}
+MiB = 1024 * 1024
+FORM_OVERHEAD = 1 * MiB  # what a form may add to its image (Decisions §10); also the text cap
+
+Errors = dict[str, list[str]]
+
+
+class Upload(NamedTuple):
+    """An accepted image part and its sniffed type."""
+    part: FilePart
+    mime: str
+
+
+class FieldError(ValueError):
+    """One field's value breaks a rule; the message says which."""
+
+
+def check_text(field: str, value: Any) -> str:
+    """A title or description as given (not stripped), or FieldError.
+
+    Lengths count code points. NUL is refused because sqlite's length() stops at it, so
+    the table's CHECK would disagree with this one.
+    """
+    if type(value) is not str:
+        raise FieldError("must be a string")
+    if not value.strip():
+        raise FieldError("must not be empty or whitespace only")
+    if "\x00" in value:
+        raise FieldError("must not contain NUL characters")
+    fewest, most = TEXT_LIMITS[field]
+    if not fewest <= len(value) <= most:
+        raise FieldError(f"must be {fewest} to {most} characters long, got {len(value)}")
+    return value
+
+
+def check_texts(values: dict[str, Any], errors: Errors) -> dict[str, str]:
+    """The checked title and/or description among ``values``; problems go to ``errors``."""
+    checked = {}
+    for field, value in values.items():
+        try:
+            checked[field] = check_text(field, value)
+        except FieldError as exc:
+            errors[field] = [str(exc)]
+    return checked
+
+
+def unknown_field(name: str) -> list[str]:
+    return ["is read-only" if name in READ_ONLY else "unknown field"]
+
+
+def validate_text_body(body: Any, partial: bool) -> dict[str, str]:
+    """The text of a JSON body: both fields for PUT, at least one for a PATCH; else a 400."""
+    if type(body) is not dict:
+        raise validation_error({"body": ["must be a JSON object"]})
+    errors: Errors = {name: unknown_field(name) for name in body if name not in TEXT_FIELDS}
+    values = check_texts({k: v for k, v in body.items() if k in TEXT_FIELDS}, errors)
+    if not partial:
+        for field in sorted(TEXT_FIELDS.difference(body)):
+            errors[field] = ["required field is missing"]
+    elif not body:
+        errors["body"] = ["at least one field is required: description, title"]
+    if errors:
+        raise validation_error(errors)
+    return values
+
+
+def validate_form(form: Form, new: bool) -> tuple[dict[str, str], Upload]:
+    """The text and the image of a multipart form, or a 400 naming every problem.
+
+    A new meme needs all three fields; a replacement needs the image and may change the text
+    with it. Each field is sent once, under its name or the seed's; problems are reported
+    under our name (``fields.image``), unknown fields under their own.
+    """
+    errors: Errors = {}
+    given: dict[str, Any] = {}  # field -> the text, or the FilePart of the image
+    sent = [*((name, value) for name, values in form.fields.items() for value in values),
+            *((name, part) for name, parts in form.files.items() for part in parts)]
+    for name, value in sent:
+        field = FORM_NAMES.get(name)
+        if field is None:
+            errors[name] = ["unknown field"]
+        elif isinstance(value, FilePart) != (field == "image"):
+            errors[field] = ["must be a file (a part with a filename)" if field == "image"
+                             else "must be a text field, not a file"]
+        elif field in given:
+            errors[field] = ["sent more than once"]
+        else:
+            given[field] = value
+    required = {"image", *TEXT_FIELDS} if new else {"image"}
+    for field in sorted(required - given.keys() - errors.keys()):
+        errors[field] = ["required field is missing"]
+    image = given.pop("image", None)
+    texts = check_texts({f: v for f, v in given.items() if f not in errors}, errors)
+    upload = None
+    if image is not None and "image" not in errors:
+        try:
+            upload = check_image(image)
+        except FieldError as exc:
+            errors["image"] = [str(exc)]
+    if errors:
+        raise validation_error(errors)
+    return texts, upload
+
+
+def check_image(part: FilePart) -> Upload:
+    """A PNG or JPEG by its first bytes; the client's type and file name are not trusted."""
+    if part.size == 0:
+        raise FieldError("the file is empty" if part.filename else "no file was submitted")
+    mime = sniff(part.head).mime
+    if mime not in IMAGE_TYPES:
+        raise FieldError(f"must be a PNG or JPEG image; the content is {mime}")
+    return Upload(part, mime)
