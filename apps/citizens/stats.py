@@ -22,10 +22,10 @@ def percentile(ages: list[int], pct: int) -> float:
 
 
 def town_percentiles(town_ages: Iterable[tuple[str, int]]) -> list[dict[str, object]]:
-    """(town, age) pairs sorted by town then age -> one entry per town with p50, p75, p99."""
+    """(town, age) pairs sorted by town -> one entry per town with p50, p75, p99."""
     result = []
     for town, rows in groupby(town_ages, key=lambda row: row[0]):
-        ages = [age for _, age in rows]
+        ages = sorted(age for _, age in rows)
         entry: dict[str, object] = {"town": town}
         for pct in PERCENTILES:
             entry[f"p{pct}"] = percentile(ages, pct)

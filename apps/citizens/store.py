@@ -137,7 +137,7 @@ def birthdays(conn: sqlite3.Connection, import_id: int) -> dict[str, list[dict[s
 
 
 def town_ages(conn: sqlite3.Connection, import_id: int, today: date) -> list[tuple[str, int]]:
-    """(town, age in full years at ``today``) for every citizen, sorted by town then age.
+    """(town, age in full years at ``today``) for every citizen, sorted by town.
 
     Age is year difference minus one if this year's birthday is still ahead: comparing the
     ISO "MM-DD" tails does exactly that, and makes a 29.02 birthday fall on 01.03 in common years.
@@ -147,7 +147,7 @@ def town_ages(conn: sqlite3.Connection, import_id: int, today: date) -> list[tup
         rows = conn.execute(
             "SELECT town, ? - CAST(substr(birth_date, 1, 4) AS INTEGER)"
             "             - (substr(birth_date, 6) > ?) AS age"
-            " FROM citizens WHERE import_id = ? ORDER BY town, age",
+            " FROM citizens WHERE import_id = ? ORDER BY town",
             (today.year, today.isoformat()[5:], import_id)).fetchall()
     return rows
 
