@@ -124,7 +124,7 @@ def patch_image(req: ApiRequest, meme_id: int) -> dict[str, Any]:
     return replace_image(req, meme_id)
 
 
-@app.delete("/memes/<int:meme_id>")
+@app.delete("/memes/<int:meme_id>", status=204)
 def delete_meme(req: ApiRequest, meme_id: int) -> None:
     """Delete a meme and its image; 404 if there is no such meme."""
     image_key = store.delete(req.db, meme_id)
