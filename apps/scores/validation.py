@@ -64,9 +64,8 @@ def score_body(body: Any, path_id: int | None = None) -> tuple[int, dict[str, An
 
 def object_fields(body: Any, allowed: tuple[str, ...], errors: Errors) -> dict[str, Any]:
     """The body as a dict; unknown keys (and a read-only ``score``) are errors."""
-    if not isinstance(body, dict):
-        add(errors, "non_field_errors", "the body must be a JSON object")
-        return {}
+    if not isinstance(body, dict):  # nothing else can be said about it
+        raise validation_error({"non_field_errors": ["the body must be a JSON object"]})
     for key in body:
         if key == "score":
             add(errors, key, "read-only: the score is computed by the server")
