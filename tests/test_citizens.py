@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
-
 from support import running_server
 
 TABLES = ("imports", "citizens", "relations", "sqlite_sequence")
@@ -38,7 +37,7 @@ def busy_server(tmp_path_factory):
 # -- helpers ---------------------------------------------------------------------------------
 
 def today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def years_ago(years: int, shift_days: int = 0) -> str:
@@ -429,6 +428,7 @@ def test_patch_unknown_ids_are_404(server, path):
     before = server.snapshot(*TABLES)
     r = server.request("PATCH", path, json={"name": "X"})
     assert r.status_code == 404, r.text
+    assert r.json()["error"]["code"] == "not_found"
     assert server.snapshot(*TABLES) == before
 
 
@@ -482,16 +482,18 @@ def test_concurrent_patches_of_one_citizen_stay_symmetric(busy_server):
     path = f"/imports/{import_id}/citizens/1"
     rivals = (2, 3, 4, 5)
     sessions = [requests.Session() for _ in rivals]
+
+    def patch(session: requests.Session, relative: int, barrier: threading.Barrier,
+              statuses: list[int]) -> None:
+        barrier.wait()
+        statuses.append(session.patch(busy_server.url(path), json={"relatives": [relative]},
+                                      timeout=30).status_code)
+
     for _ in range(25):
         barrier = threading.Barrier(len(rivals))
-        statuses = []
-
-        def patch(session: requests.Session, relative: int) -> None:
-            barrier.wait()
-            statuses.append(session.patch(busy_server.url(path), json={"relatives": [relative]},
-                                          timeout=30).status_code)
-
-        threads = [threading.Thread(target=patch, args=pair) for pair in zip(sessions, rivals)]
+        statuses: list[int] = []
+        threads = [threading.Thread(target=patch, args=(session, relative, barrier, statuses))
+                   for session, relative in zip(sessions, rivals)]
         for t in threads:
             t.start()
         for t in threads:
@@ -536,6 +538,7 @@ def test_reads_of_unknown_imports_are_404(server, suffix, import_id):
     missing = post_import(server, []) + 1000
     r = server.request("GET", f"/imports/{import_id.format(missing=missing)}/{suffix}")
     assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
 
 
 # -- birthdays -------------------------------------------------------------------------------

@@ -8,4 +8,4 @@ SETTINGS = {
     "citizens_helpers": (True, bool, "serve /generate, /init and /make_citizens_dust"),
 }
 
-__all__ = ["app", "SETTINGS"]
+__all__ = ["SETTINGS", "app"]

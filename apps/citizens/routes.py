@@ -5,16 +5,19 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from framework.app import ApiError, ApiRequest, App, validation_error
-from framework.auth import require_admin
-from framework.messages import Response, json_response
-
 from apps.citizens import store
-from apps.citizens.generator import (MAX_COUNT, default_relations, generate,
-                                     max_relations)
+from apps.citizens.generator import (
+    MAX_COUNT,
+    default_relations,
+    generate,
+    max_relations,
+)
 from apps.citizens.schema import SCHEMA
 from apps.citizens.stats import town_percentiles
 from apps.citizens.validation import today_utc, validate_import, validate_patch
+from framework.app import ApiError, ApiRequest, App, validation_error
+from framework.auth import require_admin
+from framework.messages import Response, json_response
 
 app = App("citizens", schema=SCHEMA, title="Citizens imports")
 

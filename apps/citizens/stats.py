@@ -1,8 +1,8 @@
 """Age percentiles per town (API.md §A.6), exact to the cent with integer arithmetic."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import groupby
-from typing import Iterable
 
 PERCENTILES = (50, 75, 99)
 

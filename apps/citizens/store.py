@@ -8,13 +8,12 @@ dicts and calling json.dumps.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
+from apps.citizens.schema import SCHEMA_V1
 from framework.app import ApiError, validation_error
 from framework.db import split_statements, transaction
-
-from apps.citizens.schema import SCHEMA_V1
 
 # relatives ascending; birth_date back from ISO to DD.MM.YYYY
 CITIZEN_JSON = """json_object(
@@ -38,7 +37,7 @@ def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> i
     with transaction(conn):
         import_id = conn.execute(
             "INSERT INTO imports (created_at) VALUES (?)",
-            (datetime.now(timezone.utc).isoformat(),)).lastrowid
+            (datetime.now(UTC).isoformat(),)).lastrowid
         conn.executemany(
             "INSERT INTO citizens (import_id, citizen_id, town, street, building, apartment,"
             " name, birth_date, gender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -7,9 +7,10 @@ opens a transaction. The rules are shared by POST and PATCH through ``field_chec
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from framework.app import validation_error
 
@@ -33,7 +34,7 @@ class FieldError(ValueError):
 
 
 def today_utc() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def check_id(value: Any) -> int:
