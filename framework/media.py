@@ -23,7 +23,8 @@ import re
 import secrets
 import string
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from framework.app import ApiError, ApiRequest, App, error_response
 from framework.config import ConfigError

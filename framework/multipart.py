@@ -22,7 +22,7 @@ import codecs
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Self
 
 from framework.sniff import HEAD_SIZE
 from framework.urls import percent_decode
@@ -87,7 +87,7 @@ class Form:
                 except FileNotFoundError:
                     pass  # moved into the media store, or never created
 
-    def __enter__(self) -> Form:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -17,11 +17,10 @@ import logging
 import signal
 from typing import Any
 
-from framework import db, media
-from framework.sniff import HEAD_SIZE, image_size, sniff
-
 from apps.uploads import store
 from apps.uploads.routes import app
+from framework import db, media
+from framework.sniff import HEAD_SIZE, image_size, sniff
 
 log = logging.getLogger("httpd.uploads")
 

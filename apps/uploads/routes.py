@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.uploads import store
+from apps.uploads.schema import SCHEMA
 from framework import media
 from framework.app import ApiRequest, App, created, validation_error
 from framework.db import transaction
@@ -15,9 +17,6 @@ from framework.messages import Response
 from framework.multipart import FilePart, Form, read_form
 from framework.pagination import paginate
 from framework.sniff import sniff
-
-from apps.uploads import store
-from apps.uploads.schema import SCHEMA
 
 app = App("uploads", schema=SCHEMA, title="File uploads")
 media.mount(app)
