@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from support import ServerProcess, running_server
 
 MiB = 1024 * 1024

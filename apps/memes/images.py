@@ -12,14 +12,14 @@ import fcntl
 import logging
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
+from apps.memes.store import image_keys
 from framework import db
 from framework.media import media_store
 from framework.multipart import FilePart
-
-from apps.memes.store import image_keys
 
 T = TypeVar("T")
 

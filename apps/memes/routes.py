@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.memes import images, store
+from apps.memes.schema import SCHEMA
+from apps.memes.validation import (
+    FORM_OVERHEAD,
+    TEXT_LIMITS,
+    validate_form,
+    validate_text_body,
+)
 from framework import media
 from framework.app import ApiError, ApiRequest, App, created
 from framework.db import transaction
 from framework.messages import Response
 from framework.multipart import read_form
 from framework.pagination import paginate
-
-from apps.memes import images, store
-from apps.memes.schema import SCHEMA
-from apps.memes.validation import (FORM_OVERHEAD, TEXT_LIMITS, validate_form,
-                                   validate_text_body)
 
 app = App("memes", schema=SCHEMA, title="Memes collection")
 media.mount(app, images.DIRECTORY)  # GET/HEAD /media/memes/<key>
