@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from apps.citizens import store
+from apps.citizens import schemas, store
 from apps.citizens.generator import (
     MAX_COUNT,
     default_relations,
@@ -23,19 +23,18 @@ app = App("citizens", schema=SCHEMA, title="Citizens imports")
 
 JSON = "application/json; charset=utf-8"
 OK = {"data": {"status": "ok"}}
-IMPORT_ID_SCHEMA = {"type": "object", "properties": {"data": {"type": "object", "properties": {
-    "import_id": {"type": "integer"}}}}}
 
 
 @app.post("/imports", status=201, max_body="imports_max_body",
-          response_schema=IMPORT_ID_SCHEMA)
+          request_schema=schemas.IMPORT_REQUEST, response_schema=schemas.IMPORT_CREATED)
 def create_import(req: ApiRequest) -> dict[str, Any]:
     """Store a new import of citizens; 400 and nothing stored on any invalid field."""
     citizens = validate_import(req.json())
     return {"data": {"import_id": store.insert_import(req.db, citizens)}}
 
 
-@app.patch("/imports/<int:import_id>/citizens/<int:citizen_id>")
+@app.patch("/imports/<int:import_id>/citizens/<int:citizen_id>",
+           request_schema=schemas.PATCH_REQUEST, response_schema=schemas.ONE_CITIZEN)
 def update_citizen(req: ApiRequest, import_id: int, citizen_id: int) -> Response:
     """Change some fields of a citizen; relatives change on both sides."""
     values = validate_patch(req.json())
@@ -43,19 +42,20 @@ def update_citizen(req: ApiRequest, import_id: int, citizen_id: int) -> Response
                     content_type=JSON)
 
 
-@app.get("/imports/<int:import_id>/citizens")
+@app.get("/imports/<int:import_id>/citizens", response_schema=schemas.CITIZEN_LIST)
 def list_citizens(req: ApiRequest, import_id: int) -> Response:
     """Every citizen of an import, by citizen_id."""
     return Response(200, store.citizens_json(req.db, import_id), content_type=JSON)
 
 
-@app.get("/imports/<int:import_id>/citizens/birthdays")
+@app.get("/imports/<int:import_id>/citizens/birthdays", response_schema=schemas.BIRTHDAYS)
 def birthdays(req: ApiRequest, import_id: int) -> dict[str, Any]:
     """Per month, how many presents each citizen buys for relatives born in it."""
     return {"data": store.birthdays(req.db, import_id)}
 
 
-@app.get("/imports/<int:import_id>/towns/stat/percentile/age")
+@app.get("/imports/<int:import_id>/towns/stat/percentile/age",
+         response_schema=schemas.PERCENTILES)
 def age_percentiles(req: ApiRequest, import_id: int) -> dict[str, Any]:
     """p50, p75 and p99 of the ages (full years, UTC today) per town."""
     return {"data": town_percentiles(store.town_ages(req.db, import_id, today_utc()))}
@@ -107,7 +107,8 @@ def make_citizens_dust(req: ApiRequest) -> dict[str, Any]:
 
 # the seed served these with GET; POST (and DELETE for the wipe) are the honest methods
 for method in ("GET", "POST"):
-    app.route(method, "/generate/<int:count>")(generate_import)
-    app.route(method, "/init")(init_tables)
+    app.route(method, "/generate/<int:count>", query=schemas.GENERATE_QUERY,
+              response_schema=schemas.GENERATED)(generate_import)
+    app.route(method, "/init", response_schema=schemas.STATUS)(init_tables)
 for method in ("GET", "POST", "DELETE"):
-    app.route(method, "/make_citizens_dust")(make_citizens_dust)
+    app.route(method, "/make_citizens_dust", response_schema=schemas.STATUS)(make_citizens_dust)
