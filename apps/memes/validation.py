@@ -1,4 +1,5 @@
-"""Validation of meme text (API.md §D.1), shared by the JSON bodies and the multipart form.
+"""Validation of meme bodies (API.md §D.1): the JSON text of PUT and PATCH, and the multipart
+form (image, title, description) of POST and of an image replacement.
 
 Every problem is collected per field and raised together as one 400 before any file is kept
 or any transaction is opened, so a rejected request changes nothing.
