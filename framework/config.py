@@ -39,7 +39,7 @@ CORE_SETTINGS: dict[str, tuple[Any, type, str]] = {
     "max_body_size": (1 * MiB, int, "default request body limit in bytes (413 past it)"),
     "body_spool_size": (1 * MiB, int, "bodies larger than this are spooled to a temp file"),
     "static_cache_size": (256 * 1024, int, "static files up to this size are cached in memory"),
-    "apps": (["scores", "memes", "citizens"], list, "app packages under apps/ to mount"),
+    "apps": (["scores", "memes", "citizens", "uploads"], list, "app packages under apps/ to mount"),
     "database": ("var/httpd.sqlite3", str, "sqlite database file"),
     "sqlite_synchronous": ("NORMAL", str, "PRAGMA synchronous: OFF, NORMAL, FULL"),
     "sqlite_busy_timeout": (10000, int, "PRAGMA busy_timeout in milliseconds"),
