@@ -12,8 +12,8 @@ from apps.citizens.generator import (
     generate,
     max_relations,
 )
-from apps.citizens.schema import SCHEMA
 from apps.citizens.stats import town_percentiles
+from apps.citizens.tables import SCHEMA
 from apps.citizens.validation import today_utc, validate_import, validate_patch
 from framework.app import ApiError, ApiRequest, App, validation_error
 from framework.auth import require_admin

@@ -11,7 +11,7 @@ import sqlite3
 from datetime import UTC, date, datetime
 from typing import Any
 
-from apps.citizens.schema import SCHEMA_V1
+from apps.citizens.tables import SCHEMA_V1
 from framework.app import ApiError, validation_error
 from framework.db import split_statements, transaction
 
