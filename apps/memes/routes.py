@@ -17,7 +17,7 @@ from framework import media
 from framework.app import ApiError, ApiRequest, App, created
 from framework.db import transaction
 from framework.messages import Response
-from framework.multipart import read_form
+from framework.multipart import Form, read_form
 from framework.pagination import paginate
 
 app = App("memes", schema=SCHEMA, title="Memes collection")
@@ -136,7 +136,8 @@ def delete_meme(req: ApiRequest, meme_id: int) -> None:
     images.remove(req.settings, image_key)
 
 
-def read_image_form(req: ApiRequest):
+def read_image_form(req: ApiRequest) -> Form:
+    """The request's form; image parts past the limit are 413 while they stream in."""
     return read_form(req, spool_dir=images.spool_dir(req.settings),
                      max_file_size=req.settings["meme_image_max_bytes"],
                      max_field_size=FORM_OVERHEAD)
