@@ -80,7 +80,6 @@ def main(argv: list[str]) -> int:
         setup_error_log(settings["log_level"])
         plan = build_plan(settings)
         master = Master(plan, lambda: build_plan(load_settings(args)))
-        master.bind()
     except config.ConfigError as exc:
         print(f"httpd.py: {exc}", file=sys.stderr)
         return 2
@@ -91,6 +90,12 @@ def main(argv: list[str]) -> int:
         return 1
     except Exception as exc:  # e.g. a database that cannot be opened or migrated
         print(f"httpd.py: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        master.bind()
+    except OSError as exc:  # the port is taken, the address is not ours, no permission...
+        print(f"httpd.py: cannot listen on {settings['host']}:{settings['port']}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     return master.run()
 

@@ -141,6 +141,12 @@ def validate_paths(s: dict[str, Any]) -> None:
     """Checks that need the final, absolute paths."""
     if not os.path.isdir(s["document_root"]):
         raise ConfigError(f"document root is not a directory: {s['document_root']}")
+    if s["access_log"] not in ("-", "off"):
+        # each worker opens the log itself; a path it cannot open would crash them all in a loop
+        try:
+            os.close(os.open(s["access_log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+        except OSError as exc:
+            raise ConfigError(f"cannot open access log {s['access_log']}: {exc.strerror}") from None
 
 
 def somaxconn() -> int:
