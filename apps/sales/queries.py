@@ -1,0 +1,146 @@
+"""All SQL of the sales app: parameterized statements, one function per use.
+
+Functions that write take the connection and open their own IMMEDIATE transaction, except
+``wipe`` and ``fill_demo``, which the admin helpers combine into one.
+"""
+from __future__ import annotations
+
+import random
+import sqlite3
+from typing import Any
+
+from framework.app import validation_error
+from framework.db import transaction
+
+DEMO_ITEMS = 50
+DEMO_STORES = 50
+DEMO_SALES_PER_MONTH = 300
+DEMO_PRICES = (100, 10000)
+
+
+def list_items(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT id, name, price FROM item ORDER BY id")
+    return [{"id": i, "name": name, "price": price} for i, name, price in rows]
+
+
+def list_stores(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT id, address FROM store ORDER BY id")
+    return [{"id": i, "address": address} for i, address in rows]
+
+
+def insert_item(conn: sqlite3.Connection, name: str, price: int) -> dict[str, Any]:
+    with transaction(conn):
+        item_id = conn.execute("INSERT INTO item (name, price) VALUES (?, ?)",
+                               (name, price)).lastrowid
+    return {"id": item_id, "name": name, "price": price}
+
+
+def insert_store(conn: sqlite3.Connection, address: str) -> dict[str, Any]:
+    with transaction(conn):
+        store_id = conn.execute("INSERT INTO store (address) VALUES (?)", (address,)).lastrowid
+    return {"id": store_id, "address": address}
+
+
+def insert_sale(conn: sqlite3.Connection, item_id: int, store_id: int,
+                sale_time: str) -> dict[str, Any]:
+    """Store one sale and return it; unknown item or store ids are a 400 naming the field.
+
+    One statement in one short IMMEDIATE transaction (the rollup trigger runs inside it).
+    The happy path does no existence check of its own: the constraints do it, and only a
+    refused insert pays for finding out which id was unknown.
+    """
+    with transaction(conn):
+        try:
+            sale_id = conn.execute(
+                "INSERT INTO sales (sale_time, item_id, store_id) VALUES (?, ?, ?)",
+                (sale_time, item_id, store_id)).lastrowid
+        except sqlite3.IntegrityError:
+            missing = missing_references(conn, item_id, store_id)
+            if not missing:
+                raise
+            raise validation_error(missing) from None
+    return {"id": sale_id, "sale_time": sale_time, "item_id": item_id, "store_id": store_id}
+
+
+def missing_references(conn: sqlite3.Connection, item_id: int,
+                       store_id: int) -> dict[str, list[str]]:
+    item_found, store_found = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM item WHERE id = ?), EXISTS (SELECT 1 FROM store WHERE id = ?)",
+        (item_id, store_id)).fetchone()
+    errors = {}
+    if not item_found:
+        errors["item_id"] = ["does not exist"]
+    if not store_found:
+        errors["store_id"] = ["does not exist"]
+    return errors
+
+
+# EXPLAIN QUERY PLAN (1,000,000 sales, 200 stores, 24 months):
+#   SEARCH m USING COVERING INDEX store_month_top (month=?)
+#   SEARCH s USING INTEGER PRIMARY KEY (rowid=?)
+# The index hands out the month's stores already in answer order: LIMIT stops the walk after
+# cnt rows, no temp b-tree. The same query over raw sales was 92 ms (see schema.py).
+TOP_STORES = """
+SELECT s.id, s.address, m.income
+  FROM store_month_income AS m JOIN store AS s ON s.id = m.store_id
+ WHERE m.month = ?
+ ORDER BY m.income DESC, m.store_id
+ LIMIT ?"""
+
+# EXPLAIN QUERY PLAN:
+#   SCAN c USING COVERING INDEX item_sales_top
+#   SEARCH i USING INTEGER PRIMARY KEY (rowid=?)
+# "SCAN" is a walk in answer order that LIMIT stops after cnt rows, not a full scan.
+TOP_ITEMS = """
+SELECT i.id, i.name, c.sales_amount
+  FROM item_sales AS c JOIN item AS i ON i.id = c.item_id
+ ORDER BY c.sales_amount DESC, c.item_id
+ LIMIT ?"""
+
+
+def month_key(year: int, month: int) -> str:
+    """The rollup's key of a UTC month: the ``YYYY-MM`` that starts every sale_time in it."""
+    return f"{year:04d}-{month:02d}"
+
+
+def top_stores(conn: sqlite3.Connection, year: int, month: int,
+               cnt: int) -> list[dict[str, Any]]:
+    """Stores by income in the half-open UTC month, highest first, ties by id."""
+    rows = conn.execute(TOP_STORES, (month_key(year, month), cnt))
+    return [{"id": i, "address": address, "income": income} for i, address, income in rows]
+
+
+def top_items(conn: sqlite3.Connection, cnt: int) -> list[dict[str, Any]]:
+    """Items by number of sales over all time, highest first, ties by id."""
+    rows = conn.execute(TOP_ITEMS, (cnt,))
+    return [{"id": i, "name": name, "sales_amount": amount} for i, name, amount in rows]
+
+
+def wipe(conn: sqlite3.Connection) -> None:
+    """Delete every row of the app (in the caller's transaction); ids are never reused."""
+    for table in ("item_sales", "store_month_income", "sales", "item", "store"):
+        conn.execute(f"DELETE FROM {table}")  # a fixed name from the tuple above, not input
+
+
+def fill_demo(conn: sqlite3.Connection, rng: random.Random, year: int) -> dict[str, int]:
+    """The seed's demo data (in the caller's transaction): 50 stores, 50 items priced
+    100..10000, and 300 sales in each month of ``year``, on day 1..28 at 00:00 UTC, of a
+    random item in a random store. Names carry the row's id (``item-51`` is item 51)."""
+    first_store, first_item = next_id(conn, "store"), next_id(conn, "item")
+    store_ids = range(first_store, first_store + DEMO_STORES)
+    item_ids = range(first_item, first_item + DEMO_ITEMS)
+    conn.executemany("INSERT INTO store (id, address) VALUES (?, ?)",
+                     [(i, f"store-{i}") for i in store_ids])
+    conn.executemany("INSERT INTO item (id, name, price) VALUES (?, ?, ?)",
+                     [(i, f"item-{i}", rng.randint(*DEMO_PRICES)) for i in item_ids])
+    sales = [(f"{month_key(year, month)}-{rng.randint(1, 28):02d}T00:00:00.000000Z",
+              rng.choice(item_ids), rng.choice(store_ids))
+             for month in range(1, 13) for _ in range(DEMO_SALES_PER_MONTH)]
+    conn.executemany("INSERT INTO sales (sale_time, item_id, store_id) VALUES (?, ?, ?)", sales)
+    return {"items": DEMO_ITEMS, "stores": DEMO_STORES, "sales": len(sales)}
+
+
+def next_id(conn: sqlite3.Connection, table: str) -> int:
+    """The id AUTOINCREMENT would give the next row of ``table`` (past every id ever used)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    return (row[0] if row else 0) + 1
