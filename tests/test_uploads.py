@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import sqlite3
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,8 @@ import pytest
 import requests
 from support import ServerProcess, parse_response, running_server
 
-from framework.media import safe_name, with_random_suffix
+from framework.media import MediaStore, safe_name, with_random_suffix
+from framework.multipart import FilePart
 from framework.sniff import image_size, sniff
 
 MiB = 1024 * 1024
@@ -117,6 +119,65 @@ def test_safe_name_caps_at_200_bytes_keeping_the_extension():
     assert safe_name("b" * 300) == "b" * 200
     suffixed = with_random_suffix("a" * 196 + ".txt")
     assert re.fullmatch(r"a{188}_[A-Za-z0-9]{7}\.txt", suffixed)
+
+
+def spooled(store: MediaStore, content: bytes) -> FilePart:
+    """A file part as the multipart parser leaves it: a temp file in the store's spool."""
+    fd, path = tempfile.mkstemp(dir=store.incoming, prefix=".upload-")
+    os.write(fd, content)
+    os.close(fd)
+    return FilePart("file", "x", "", path, len(content), content[:2048])
+
+
+def test_media_store_save_moves_then_records(tmp_path):
+    store = MediaStore(str(tmp_path / "media"))
+    store.prepare()
+    part = spooled(store, b"one")
+    assert store.save(part, "plain", "../a b.txt", lambda rel: rel) == "plain/a_b.txt"
+    assert (tmp_path / "media" / "plain" / "a_b.txt").read_bytes() == b"one"
+    assert not os.path.exists(part.path)  # moved, not copied
+    again = store.save(spooled(store, b"two"), "plain", "a b.txt", lambda rel: rel)
+    assert re.fullmatch(r"plain/a_b_[A-Za-z0-9]{7}\.txt", again)  # never overwritten
+    assert (tmp_path / "media" / "plain" / "a_b.txt").read_bytes() == b"one"
+    assert store.names("plain") == sorted(["plain/a_b.txt", again])
+    assert os.listdir(store.incoming) == []
+
+
+def test_media_store_unlinks_the_file_when_recording_fails(tmp_path):
+    store = MediaStore(str(tmp_path / "media"))
+    store.prepare()
+
+    def failing_insert(rel_path: str) -> None:
+        assert (tmp_path / "media" / rel_path).read_bytes() == b"data"  # the file comes first
+        raise sqlite3.IntegrityError("UNIQUE constraint failed")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save(spooled(store, b"data"), "plain", "x.txt", failing_insert)
+    assert store.names("plain") == [] and os.listdir(store.incoming) == []
+
+
+def test_media_store_paths_and_removal(tmp_path):
+    store = MediaStore(str(tmp_path / "media"))
+    store.prepare()
+    store.save(spooled(store, b"x"), "png", "a.png", lambda rel: rel)
+    assert store.path("png/a.png") == str(tmp_path / "media" / "png" / "a.png")
+    for bad in ("../x", "png/../../x", "png/.hidden", "png/", "/etc/passwd", "png/a/b", "PNG/x",
+                ".incoming/x"):
+        with pytest.raises(ValueError):
+            store.path(bad)
+    with pytest.raises(ValueError):
+        store.directory("../up")
+    assert store.remove("png/a.png") is True
+    assert store.remove("png/a.png") is False
+
+
+def test_media_store_prepare_sweeps_only_stale_spool_files(tmp_path):
+    store = MediaStore(str(tmp_path / "media"))
+    store.prepare()
+    fresh, stale = spooled(store, b"in flight"), spooled(store, b"left by a crash")
+    os.utime(stale.path, (time.time() - 2 * 3600,) * 2)
+    store.prepare()
+    assert os.path.exists(fresh.path) and not os.path.exists(stale.path)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
