@@ -33,8 +33,9 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def tokenless(tmp_path_factory: pytest.TempPathFactory):
-    """A server with no admin token configured: the admin helpers are off."""
-    with running_server(tmp_path_factory.mktemp("sales-tokenless"), ["sales"]) as s:
+    """A server with no admin token configured (the admin helpers are off) and a lower cnt cap."""
+    with running_server(tmp_path_factory.mktemp("sales-tokenless"), ["sales"],
+                        sales_max_cnt=5) as s:
         yield s
 
 
@@ -491,6 +492,19 @@ def test_cnt_defaults_to_10_and_larger_cnt_returns_all(server: ServerProcess,
     assert get(server, "/stores/top/?mm=1&gg=2024&cnt=1000") == [
         {"id": store, "address": "only", "income": sum(n * (1 + n % 3) for n in range(12))}]
     assert_tops_match_truth(server, 2024, 1)
+
+
+def test_the_cnt_cap_is_a_setting(tokenless: ServerProcess, tmp_path: Any) -> None:
+    assert get(tokenless, "/items/top/?cnt=5") == []
+    error = assert_error(tokenless.get("/items/top/?cnt=6"), 400, {"cnt"})
+    assert error["fields"]["cnt"] == ["must be an integer from 1 to 5"]
+    assert_error(tokenless.get("/stores/top/?cnt=6"), 400, {"cnt"})
+    broken = ServerProcess(tmp_path, ["sales"], sales_max_cnt=0)
+    try:
+        with pytest.raises(RuntimeError, match="sales_max_cnt must be >= 1"):
+            broken.start()
+    finally:
+        broken.stop()
 
 
 # -- empty database, methods, paths ---------------------------------------------------------
