@@ -46,10 +46,10 @@ class Server:
                   "media_root": str(workdir / "media"), "access_log": "off",
                   "document_root": str(REPO / "document_root"), "log_level": "warning"}
         (workdir / "config.json").write_text(json.dumps(config))
-        self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "httpd.py"), "-c", str(workdir / "config.json"),
-             "-p", str(self.port)], stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "stderr.log", "wb"))
+        with open(workdir / "stderr.log", "wb") as stderr:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, str(REPO / "httpd.py"), "-c", str(workdir / "config.json"),
+                 "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:

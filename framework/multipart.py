@@ -22,13 +22,11 @@ import codecs
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Self
+from typing import BinaryIO, Self
 
+from framework.app import ApiError, ApiRequest
 from framework.sniff import HEAD_SIZE
 from framework.urls import percent_decode
-
-if TYPE_CHECKING:
-    from framework.app import ApiRequest
 
 CHUNK_SIZE = 64 * 1024
 MAX_FIELD_SIZE = 64 * 1024  # a text field; anything bigger belongs in a file part
@@ -97,8 +95,6 @@ class Form:
 def read_form(req: ApiRequest, spool_dir: str, max_file_size: int | None = None,
               max_field_size: int = MAX_FIELD_SIZE, max_parts: int = MAX_PARTS) -> Form:
     """The request's multipart body as a ``Form``; problems become ``ApiError`` (400/413)."""
-    from framework.app import ApiError
-
     try:
         return parse_form(req.body_stream(), req.content_type, spool_dir,
                           max_file_size=max_file_size, max_field_size=max_field_size,
@@ -198,7 +194,7 @@ class FormParser:
         safe = start if start >= 0 else len(self.buf) - len(self.delimiter) + 1
         if safe > 0:
             if sink is not None:
-                sink.write(bytes(self.buf[:safe]))
+                sink.write(self.buf[:safe])
             del self.buf[:safe]
 
     def find_delimiter(self) -> tuple[str, int, int]:
@@ -258,7 +254,7 @@ class FormParser:
         while True:
             verdict, start, end = self.find_delimiter()
             if verdict in ("part", "close"):
-                self.sink.write(bytes(self.buf[:start]))
+                self.sink.write(self.buf[:start])
                 del self.buf[:end]
                 self.finish_part()
                 return verdict == "part"
@@ -308,7 +304,7 @@ class FileSink:
         self.file = file
         self.limit = limit
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if not data:
             return
         part = self.part
@@ -333,7 +329,7 @@ class FieldSink:
         self.limit = limit
         self.data = bytearray()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         self.data += data
         if len(self.data) > self.limit:
             raise MultipartError(f"form field {self.name!r} exceeds the limit of "
