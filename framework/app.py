@@ -24,8 +24,9 @@ import json
 import math
 import re
 import sqlite3
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from framework import db
 from framework.master import Service

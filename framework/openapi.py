@@ -7,7 +7,8 @@ the error responses the framework itself can give for it (400, 404, 413, 415...)
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from framework import __version__
 from framework.protocol import REASONS
@@ -161,7 +162,8 @@ DOCS_PAGE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <title>API documentation</title>
 <style>
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; }
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem;
+       padding: 0 1rem; }
 h2 { border-bottom: 1px solid #ccc; margin-top: 2rem; }
 details { border: 1px solid #ddd; border-radius: 4px; margin: .4rem 0; padding: .3rem .6rem; }
 summary { cursor: pointer; }
@@ -213,7 +215,9 @@ function render(spec) {
       line.appendChild(document.createTextNode(" " + (op.summary || "")));
       details.appendChild(line);
       if (op.description) details.appendChild(el("p", op.description));
-      if (op.parameters && op.parameters.length) details.appendChild(block("Parameters", op.parameters));
+      if (op.parameters && op.parameters.length) {
+        details.appendChild(block("Parameters", op.parameters));
+      }
       if (op.requestBody) details.appendChild(block("Request body", op.requestBody.content));
       details.appendChild(block("Responses", op.responses));
       root.appendChild(details);

@@ -9,7 +9,8 @@
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from framework.app import ApiError, ApiRequest
 from framework.urls import build_query

@@ -12,8 +12,9 @@ path, slashes included.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from framework.urls import normalize_path, percent_decode
 
@@ -59,7 +60,7 @@ class Route:
 class Pattern:
     """A compiled route pattern and the routes that share it, by method."""
 
-    __slots__ = ("regex", "kinds", "routes")
+    __slots__ = ("kinds", "regex", "routes")
 
     def __init__(self, key: str, kinds: dict[str, str]) -> None:
         self.regex = re.compile(compile_pattern(key))

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from openapi_spec_validator import validate as validate_openapi
+from support import parse_response, running_server
 
 from framework import db
 from framework.app import ApiError, ApiRequest
@@ -23,7 +26,6 @@ from framework.messages import Response
 from framework.protocol import Request
 from framework.router import PARAM, Route
 from handlers.api import Dispatcher, core
-from support import parse_response, running_server
 
 JSON_TYPE = "application/json; charset=utf-8"
 TABLES = ("client_interests", "client_scores")
@@ -155,8 +157,8 @@ def test_json_content_type_variants_and_missing_type_are_accepted(server):
                            f"Content-Length: {len(body)}", body=body)
         assert status == 201
     body = b'{"client_id": 904, "interests": ["no content type"]}'
-    status, headers, reply = raw(server, "POST", "/api/interests",
-                                 f"Content-Length: {len(body)}", body=body)
+    status, _, reply = raw(server, "POST", "/api/interests",
+                           f"Content-Length: {len(body)}", body=body)
     assert status == 201, reply
     assert json.loads(reply) == {"client_id": 904, "interests": ["no content type"]}
 
@@ -193,9 +195,9 @@ def test_a_body_at_the_limit_is_read(server):
 
 def test_chunked_body_over_the_limit_is_413_json(server):
     before = server.snapshot(*TABLES)
-    status, headers, body = raw(server, "POST", "/api/interests",
-                                "Content-Type: application/json", "Transfer-Encoding: chunked",
-                                body=b"200000\r\n" + b"x" * 1000)
+    status, _, body = raw(server, "POST", "/api/interests",
+                          "Content-Type: application/json", "Transfer-Encoding: chunked",
+                          body=b"200000\r\n" + b"x" * 1000)
     assert status == 413
     assert json.loads(body)["error"]["code"] == "payload_too_large"
     assert server.snapshot(*TABLES) == before
@@ -393,10 +395,11 @@ def test_page_size(paged):
 
 
 def test_links_keep_other_parameters_and_the_path_form(paged):
-    body = page(paged, "?client_ids=1,2,3,4,5,6,7,8,9,10,11,12&page_size=5&page=2")
+    body = page(paged, "?page_size=5&client_ids=1,2,3,4,5,6,7,8,9,10,11,12&page=2")
     assert body["count"] == 12
-    assert body["next"] == "http://h/api/scores?client_ids=1,2,3,4,5,6,7,8,9,10,11,12&page=3&page_size=5"
-    assert body["previous"] == "http://h/api/scores?client_ids=1,2,3,4,5,6,7,8,9,10,11,12&page_size=5"
+    base = "http://h/api/scores?client_ids=1,2,3,4,5,6,7,8,9,10,11,12"  # parameters sorted
+    assert body["next"] == base + "&page=3&page_size=5"
+    assert body["previous"] == base + "&page_size=5"
     body = page(paged, "?page=2", path="/api/scores/")
     assert body["previous"] == "http://h/api/scores/"
     assert body["next"] == "http://h/api/scores/?page=3"
@@ -543,3 +546,16 @@ def test_docs_page_is_self_contained(server):
     assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}", html, re.IGNORECASE), \
         "the page must not load anything from another host"
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", html, re.IGNORECASE)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_docs_page_lists_the_endpoints_in_a_browser(server):
+    """The page's script really runs: headless chromium renders the endpoint list."""
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+         "--dump-dom", server.url("/docs")],
+        capture_output=True, timeout=120, text=True).stdout
+    for method, path in [("GET", "/api/ping"), ("POST", "/api/scores"),
+                         ("DELETE", "/api/interests/{client_id}")]:
+        assert f'<span class="method {method}">{method}</span><span class="path">{path}</span>' \
+            in dom

@@ -10,8 +10,7 @@ import pytest
 from framework.app import ApiError, ApiRequest, parse_json
 from framework.protocol import Request
 from framework.router import Route
-from framework.urls import build_query, normalize_path, parse_query, percent_decode, \
-    percent_encode
+from framework.urls import build_query, normalize_path, parse_query, percent_decode, percent_encode
 
 # -- query strings -------------------------------------------------------------------------
 
@@ -100,7 +99,7 @@ def test_request_query_and_arg():
 
 def test_malformed_query_is_a_400():
     with pytest.raises(ApiError) as info:
-        api_request("/x?a=%zz").query
+        _ = api_request("/x?a=%zz").query
     assert info.value.status == 400
     assert "query" in info.value.fields
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import requests
+from support import running_server
 
 from apps.scores.validation import score, years_before
-from support import running_server
 
 TABLES = ("client_interests", "client_scores")
 INT64_MAX = 2 ** 63 - 1
@@ -372,7 +372,7 @@ def test_scores_gender_zero_completes_the_pair_but_scores_nothing(server):
 
 
 def today() -> datetime.date:
-    return datetime.datetime.now(datetime.timezone.utc).date()
+    return datetime.datetime.now(datetime.UTC).date()
 
 
 def ddmmyyyy(day: datetime.date) -> str:

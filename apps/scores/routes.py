@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from apps.scores import validation
+from apps.scores.schema import SCHEMA
 from framework.app import ApiError, ApiRequest, App, created
 from framework.db import transaction
 from framework.messages import Response
 from framework.pagination import paginate
-
-from apps.scores import validation
-from apps.scores.schema import SCHEMA
 
 app = App("scores", schema=SCHEMA, title="Client interests and scores (OTUS scoring API)")
 
@@ -101,7 +101,7 @@ class Collection:
 
 def now() -> str:
     """UTC now as API.md §1.9 writes timestamps."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- interests -------------------------------------------------------------------------------
@@ -177,13 +177,15 @@ CLIENT_IDS_QUERY = {"client_ids": {
 
 
 def mount(collection: Collection, what: str, item_schema: dict, body_schema: dict) -> None:
-    """Declare the five endpoints of ``collection`` on the app."""
+    """Declare the five endpoints of ``collection`` on the app (``what``: its item, in words)."""
     one = collection.path + "/<int:client_id>"
     app.get(collection.path, paginated=True, query=CLIENT_IDS_QUERY, response_schema=item_schema,
-            summary=f"List the {what} of all clients, by client_id")(collection.list)
+            summary=f"The {what} of every client, by client_id, a page at a time")(
+        collection.list)
     app.post(collection.path, status=201, request_schema=body_schema,
              response_schema=item_schema,
-             summary=f"Store the {what} of a new client (409 if it has some)")(collection.create)
+             summary=f"Store the {what} of a client (409 if it has some already)")(
+        collection.create)
     app.get(one, response_schema=item_schema,
             summary=f"The {what} of one client")(collection.read)
     app.put(one, request_schema=body_schema, response_schema=item_schema,
