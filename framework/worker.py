@@ -142,6 +142,9 @@ class Worker:
         if self.stopping:
             return
         self.stop_accepting()
+        # our copy of the listening socket would keep the port open: the kernel would queue
+        # new clients that nobody accepts until we exit; closed, they are refused at once
+        self.listener.close()
         self.stopping = True
         self.stop_deadline = self.now + self.s["graceful_timeout"]
         for conn in list(self.conns.values()):
