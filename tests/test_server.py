@@ -1,0 +1,652 @@
+"""The server as processes and connections: keep-alive, pipelining, timeouts, limits, signals,
+the command line and the logs. Every test runs a real ``httpd.py`` on a free port.
+
+Timeouts are configured small (about a second) so that the tests stay fast; the worker checks
+deadlines once a second, so "closed" is awaited with a few seconds of patience, never timed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import build_docroot
+from framework import __version__
+from support import HTTPD, ServerProcess, free_port, parse_response, running_server
+
+HUGE = 12 * 1024 * 1024  # larger than the kernel's socket buffers: a download stays in flight
+SMALL_TIMEOUTS = {"header_timeout": 1.0, "keepalive_timeout": 1.0, "body_timeout": 1.0}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = build_docroot(tmp_path_factory.mktemp("server-site"))
+    (root / "huge.bin").write_bytes(os.urandom(HUGE))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, site: Path):
+    """One worker, so that anything blocking it would block every other client too."""
+    with running_server(tmp_path_factory.mktemp("one-worker"), [], document_root=site,
+                        workers=1, max_body_size=1000, **SMALL_TIMEOUTS) as s:
+        yield s
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.05):
+    """Poll until ``condition()`` is truthy; return its value, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {condition}")
+        time.sleep(interval)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def get(path: str, version: str = "HTTP/1.1", extra: str = "") -> bytes:
+    host = "Host: test\r\n" if version == "HTTP/1.1" else ""
+    return f"GET {path} {version}\r\n{host}{extra}\r\n".encode()
+
+
+def slow_socket(port: int) -> socket.socket:
+    """A client with a tiny receive window, so the server must wait for it to read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def read_response_head(sock: socket.socket) -> tuple[dict[str, str], bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(16384)
+        assert chunk, "closed before the head"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return parse_response(head + b"\r\n\r\n")[1], rest
+
+
+def read_all(sock: socket.socket, have: bytes, total: int) -> bytes:
+    parts = [have]
+    size = len(have)
+    while size < total:
+        chunk = sock.recv(262144)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for a parent to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# == keep-alive and pipelining ==============================================================
+
+def test_http11_keeps_the_connection_by_default(server) -> None:
+    with server.connect() as conn:
+        for path, body in [("/text..txt", b"double dot ok"), ("/dir2/page.html", b"<html>page</html>"),
+                           ("/missing", None), ("/text..txt", b"double dot ok")]:
+            conn.send(get(path))
+            status, headers, got = conn.response()
+            assert headers["connection"] == "keep-alive"
+            if body is not None:
+                assert (status, got) == (200, body)
+            else:
+                assert status == 404
+
+
+def test_http10_closes_unless_keep_alive_is_asked(server) -> None:
+    with server.connect() as conn:
+        conn.send(get("/text..txt", "HTTP/1.0"))
+        status, headers, body = conn.response()
+        assert (status, body, headers["connection"]) == (200, b"double dot ok", "close")
+        assert conn.closed_by_server()
+    with server.connect() as conn:
+        for _ in range(3):
+            conn.send(get("/text..txt", "HTTP/1.0", "Connection: keep-alive\r\n"))
+            status, headers, body = conn.response()
+            assert (status, headers["connection"]) == (200, "keep-alive")
+        conn.send(get("/text..txt", "HTTP/1.0"))  # without keep-alive: the last one
+        assert conn.response()[1]["connection"] == "close"
+        assert conn.closed_by_server()
+
+
+def test_client_connection_close_is_honoured(server) -> None:
+    with server.connect() as conn:
+        conn.send(get("/text..txt", extra="Connection: close\r\n"))
+        status, headers, body = conn.response()
+        assert (status, headers["connection"], body) == (200, "close", b"double dot ok")
+        assert conn.closed_by_server()
+
+
+def test_server_connection_close_after_an_error(server) -> None:
+    with server.connect() as conn:
+        conn.send(b"GET / HTTP/1.1\r\n\r\n" + get("/text..txt"))  # no Host: 400, then close
+        status, headers, _ = conn.response()
+        assert (status, headers["connection"]) == (400, "close")
+        assert conn.closed_by_server()  # the request after the error is not answered
+
+
+def test_pipelined_requests_are_answered_in_order(server, site: Path) -> None:
+    paths = ["/text..txt", "/dir2/page.html", "/missing", "/big.bin", "/dir1", "/logo.v2.png",
+             "/medium.bin", "/index.html"] * 3
+    with server.connect() as conn:
+        conn.send(b"".join(get(p) for p in paths))
+        for path in paths:
+            status, headers, body = conn.response()
+            file = site / path.lstrip("/")
+            if file.is_file():
+                assert status == 200 and body == file.read_bytes(), path
+            else:
+                assert status in (301, 404), path
+        conn.send(get("/text..txt"))  # still open and in sync
+        assert conn.response()[2] == b"double dot ok"
+
+
+def test_pipelined_requests_split_at_odd_places(server) -> None:
+    data = b"".join(get(f"/text..txt?n={n}") for n in range(20))
+    with server.connect() as conn:
+        for start in range(0, len(data), 7):
+            conn.send(data[start:start + 7])
+        for _ in range(20):
+            assert conn.response()[::2] == (200, b"double dot ok")
+
+
+def test_pipelined_head_requests_and_bodies(server) -> None:
+    with server.connect() as conn:
+        conn.send(b"HEAD /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /text..txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                  b"GET /dir2/page.html HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"3;x=y\r\nabc\r\n0\r\nTrailer: 1\r\n\r\n"
+                  b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, body = conn.response(head_only=True)
+        assert status == 200 and headers["content-length"] == str(3 * 1024 * 1024)
+        assert conn.response()[::2] == (200, b"double dot ok")
+        assert conn.response()[::2] == (200, b"<html>page</html>")
+        status, headers, body = conn.response()
+        assert (status, headers["connection"]) == (200, "close")
+        assert conn.closed_by_server()
+
+
+def test_expect_100_continue(server) -> None:
+    with server.connect() as conn:
+        conn.send(b"GET /text..txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        assert conn.response() == (100, {}, b"")
+        conn.send(b"hello")
+        assert conn.response()[::2] == (200, b"double dot ok")
+        # a body over the limit is refused at once, without the 100 and without reading it
+        conn.send(b"GET /text..txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        status, headers, _ = conn.response()
+        assert (status, headers["connection"]) == (413, "close")
+
+
+def test_body_limits(server) -> None:
+    raw = server.exchange(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    chunked = b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + \
+        b"1f4\r\n" + b"a" * 500 + b"\r\n" + b"1f5\r\n" + b"b" * 501 + b"\r\n0\r\n\r\n"
+    assert server.exchange(chunked).startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    at_limit = b"GET /text..txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n" \
+        b"Connection: close\r\n\r\n" + b"x" * 1000
+    assert parse_response(server.exchange(at_limit))[::2] == (200, b"double dot ok")
+
+
+# == slow clients ===========================================================================
+
+def test_slow_reader_does_not_block_others(server, site: Path) -> None:
+    sock = slow_socket(server.port)
+    try:
+        sock.sendall(get("/huge.bin"))
+        headers, rest = read_response_head(sock)
+        assert headers["content-length"] == str(HUGE)
+        # the only worker is now waiting for this client to read; others are still served
+        for _ in range(10):
+            assert server.get("/text..txt").content == b"double dot ok"
+        assert sha256(server.get("/big.bin").content) == sha256((site / "big.bin").read_bytes())
+        body = read_all(sock, rest, HUGE)
+        assert sha256(body) == sha256((site / "huge.bin").read_bytes())
+    finally:
+        sock.close()
+
+
+def test_keepalive_timeout_closes_idle_connections(server) -> None:
+    with server.connect(timeout=6) as conn:
+        conn.send(get("/text..txt"))
+        assert conn.response()[0] == 200
+        assert conn.closed_by_server()  # keepalive_timeout is 1 s here
+    # (a connection that never sends a byte is not even accepted: the listener uses
+    # TCP_DEFER_ACCEPT, so the kernel holds it until data arrives)
+
+
+def test_header_timeout_closes_a_half_sent_head(server) -> None:
+    with server.connect(timeout=6) as conn:
+        conn.send(b"GET /text..txt HTTP/1.1\r\nHost: x\r\n")
+        assert conn.closed_by_server()
+
+
+def test_body_timeout_closes_a_half_sent_body(server) -> None:
+    with server.connect(timeout=6) as conn:
+        conn.send(b"GET /text..txt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        assert conn.closed_by_server()
+
+
+def test_slowloris_costs_a_descriptor_not_the_worker(server) -> None:
+    """Clients that trickle a head byte by byte neither block others nor stay forever:
+    the head timeout counts from the first byte, not from the last one."""
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+    line = b"GET /text..txt HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000
+    closed = set()
+    try:
+        for i in range(len(line)):
+            for n, sock in enumerate(socks):
+                if n in closed:
+                    continue
+                try:
+                    sock.sendall(line[i:i + 1])
+                except OSError:
+                    closed.add(n)
+            if i % 10 == 0:
+                assert server.get("/text..txt").content == b"double dot ok"
+            if len(closed) == len(socks):
+                break
+            time.sleep(0.02)
+        assert closed == set(range(len(socks))), "slow heads outlived header_timeout"
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_connection_cap_per_worker(tmp_path: Path, site: Path) -> None:
+    with running_server(tmp_path, [], document_root=site, workers=1, max_connections=3,
+                        keepalive_timeout=30.0) as server:
+        held = [server.connect() for _ in range(3)]
+        try:
+            for conn in held:  # make sure the worker has accepted each of them
+                conn.send(get("/text..txt"))
+                assert conn.response()[0] == 200
+            with server.connect(timeout=1) as waiting:
+                waiting.send(get("/text..txt"))
+                with pytest.raises(socket.timeout):
+                    waiting.response()  # the worker is at its cap: not accepted yet
+                held.pop().close()  # one slot frees: the waiting client is served
+                waiting.sock.settimeout(5)
+                assert waiting.response()[::2] == (200, b"double dot ok")
+        finally:
+            for conn in held:
+                conn.close()
+
+
+# == the master: supervision and signals =====================================================
+
+def test_killed_worker_is_replaced(tmp_path: Path, site: Path) -> None:
+    with running_server(tmp_path, [], document_root=site, workers=2) as server:
+        before = set(server.worker_pids())
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        after = wait_for(lambda: (lambda p: p if len(p) == 2 and victim not in p else None)(
+            set(server.worker_pids())), timeout=3)
+        assert before - {victim} <= after
+        for _ in range(10):
+            assert server.get("/text..txt").content == b"double dot ok"
+        stderr = wait_for(lambda: (lambda t: t if f"worker {victim} exited" in t else None)(
+            server.stderr_path.read_text()), timeout=3)
+        # errors carry the pid of the process that logged them (here the master's)
+        assert re.search(rf"\[{server.proc.pid}\] WARNING httpd\.master: worker {victim} "
+                         rf"exited with signal {int(signal.SIGKILL)}", stderr)
+
+
+def test_hung_worker_is_killed_and_replaced(tmp_path: Path, site: Path) -> None:
+    with running_server(tmp_path, [], document_root=site, workers=1,
+                        worker_timeout=2.0) as server:
+        (victim,) = server.worker_pids()
+        os.kill(victim, signal.SIGSTOP)  # stuck: no more heartbeats
+        try:
+            wait_for(lambda: (lambda p: len(p) == 1 and victim not in p)(server.worker_pids()),
+                     timeout=8)
+        finally:
+            if alive(victim):
+                os.kill(victim, signal.SIGKILL)
+        assert server.get("/text..txt").content == b"double dot ok"
+        assert "sent no heartbeat" in server.stderr_path.read_text()
+
+
+def start_slow_download(server) -> tuple[socket.socket, bytes]:
+    sock = slow_socket(server.port)
+    sock.sendall(get("/huge.bin"))
+    headers, rest = read_response_head(sock)
+    assert headers["content-length"] == str(HUGE)
+    return sock, rest
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_term_lets_an_inflight_download_finish(tmp_path: Path, site: Path) -> None:
+    server = ServerProcess(tmp_path, [], document_root=site, workers=2).start()
+    try:
+        sock, rest = start_slow_download(server)
+        idle = server.connect(timeout=5)
+        idle.send(get("/text..txt"))
+        assert idle.response()[0] == 200  # an idle keep-alive connection
+        server.signal(signal.SIGTERM)
+        assert idle.closed_by_server()  # idle connections are closed at once
+        wait_for(lambda: refused(server.port), timeout=3)  # no new client is left hanging
+        assert server.proc.poll() is None  # still running: a download is in flight
+        body = read_all(sock, rest, HUGE)
+        sock.close()
+        assert len(body) == HUGE and sha256(body) == sha256((site / "huge.bin").read_bytes())
+        assert server.proc.wait(10) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=2)
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def test_quit_stops_at_once(tmp_path: Path, site: Path) -> None:
+    server = ServerProcess(tmp_path, [], document_root=site, workers=2).start()
+    try:
+        workers = server.worker_pids()
+        sock, rest = start_slow_download(server)
+        server.signal(signal.SIGQUIT)
+        assert server.proc.wait(5) == 0
+        body = read_all(sock, rest, HUGE)
+        sock.close()
+        assert len(body) < HUGE  # the download was cut, not finished
+        wait_for(lambda: not any(alive(pid) for pid in workers), timeout=3)
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def test_hup_replaces_workers_without_dropping_a_request(tmp_path: Path, site: Path) -> None:
+    with running_server(tmp_path, [], document_root=site, workers=2) as server:
+        old = set(server.worker_pids())
+        stop = threading.Event()
+        results: list[object] = []
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    r = requests.get(server.url("/text..txt"), timeout=10,
+                                     headers={"Connection": "close"})
+                    results.append((r.status_code, r.content))
+                except requests.RequestException as exc:
+                    results.append(exc)
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: len(results) > 20)
+            config = json.loads(server.config_path.read_text())
+            server.config_path.write_text(json.dumps({**config, "workers": 3}))
+            server.signal(signal.SIGHUP)
+            new = wait_for(lambda: (lambda p: p if len(p) == 3 and not p & old else None)(
+                set(server.worker_pids())))
+            count = len(results)
+            wait_for(lambda: len(results) > count + 20)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        failures = [r for r in results if r != (200, b"double dot ok")]
+        assert not failures, failures[:5]
+        assert len(new) == 3  # the reloaded config took effect
+
+
+def test_ttin_and_ttou_change_the_worker_count(tmp_path: Path, site: Path) -> None:
+    with running_server(tmp_path, [], document_root=site, workers=2) as server:
+        server.signal(signal.SIGTTIN)
+        wait_for(lambda: len(server.worker_pids()) == 3)
+        server.signal(signal.SIGTTIN)
+        wait_for(lambda: len(server.worker_pids()) == 4)
+        server.signal(signal.SIGTTOU)
+        wait_for(lambda: len(server.worker_pids()) == 3)
+        # one signal at a time: the kernel merges a signal sent while the same one is pending
+        server.signal(signal.SIGTTOU)
+        wait_for(lambda: len(server.worker_pids()) == 2)
+        server.signal(signal.SIGTTOU)
+        wait_for(lambda: len(server.worker_pids()) == 1)
+        server.signal(signal.SIGTTOU)  # never below one worker
+        time.sleep(1.5)
+        assert len(server.worker_pids()) == 1
+        assert server.get("/text..txt").content == b"double dot ok"
+
+
+def test_no_orphans_when_the_master_is_killed(tmp_path: Path, site: Path) -> None:
+    server = ServerProcess(tmp_path, [], document_root=site, workers=3).start()
+    workers = server.worker_pids()
+    assert len(workers) == 3
+    server.proc.kill()
+    server.proc.wait(5)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=5)
+    server.stderr.close()
+
+
+# == command line and config =================================================================
+
+def run_httpd(args: list[str], cwd: Path, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(HTTPD), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def write_config(path: Path, **values) -> Path:
+    base = {"apps": [], "database": str(path.parent / "db.sqlite3"),
+            "media_root": str(path.parent / "media"), "access_log": "off"}
+    path.write_text(json.dumps({**base, **values}))
+    return path
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("httpd.py: ")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize("values,fragments", [
+    ({"no_such_key": 1}, ["unknown config key", "no_such_key"]),
+    ({"workers": "4"}, ["workers", "int"]),
+    ({"workers": 2.5}, ["workers", "int"]),
+    ({"workers": True}, ["workers", "int"]),
+    ({"keepalive_timeout": "5"}, ["keepalive_timeout", "float"]),
+    ({"apps": "citizens"}, ["apps", "list"]),
+    ({"port": 70000}, ["port"]),
+    ({"workers": -1}, ["workers"]),
+    ({"log_level": "loud"}, ["log_level"]),
+    ({"max_connections": 0}, ["max_connections"]),
+    ({"document_root": "/no/such/dir"}, ["document root", "/no/such/dir"]),
+    ({"access_log": "/no/such/dir/access.log"}, ["access", "/no/such/dir/access.log"]),
+])
+def test_bad_config_stops_with_one_line(tmp_path: Path, site: Path, values, fragments) -> None:
+    config = write_config(tmp_path / "config.json", **{"document_root": str(site),
+                                                       "port": free_port(), **values})
+    result = run_httpd(["-c", str(config)], tmp_path)
+    assert_one_line_error(result, *fragments)
+
+
+@pytest.mark.parametrize("content,fragments", [
+    ("{not json", ["not valid JSON"]), ("[1, 2]", ["JSON object"]),
+])
+def test_unreadable_config_file(tmp_path: Path, content: str, fragments) -> None:
+    (tmp_path / "config.json").write_text(content)
+    result = run_httpd(["-c", str(tmp_path / "config.json")], tmp_path)
+    assert_one_line_error(result, *fragments)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = run_httpd(["-c", str(tmp_path / "nope.json")], tmp_path)
+    assert_one_line_error(result, "config file not found", "nope.json")
+
+
+def test_missing_document_root_flag(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.json")
+    result = run_httpd(["-c", str(config), "-r", "no_such_root", "-p", str(free_port())], tmp_path)
+    assert_one_line_error(result, "document root", "no_such_root")
+
+
+def test_port_in_use(tmp_path: Path, site: Path) -> None:
+    config = write_config(tmp_path / "config.json", document_root=str(site))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_httpd(["-c", str(config), "-p", str(port)], tmp_path)
+    assert_one_line_error(result, str(port), "in use")
+
+
+def test_flags_override_the_config_file(tmp_path: Path, site: Path) -> None:
+    other = tmp_path / "other-root"
+    other.mkdir()
+    (other / "index.html").write_bytes(b"flag root")
+    port = free_port()
+    config = write_config(tmp_path / "config.json", document_root=str(site), workers=1,
+                          port=free_port(), access_log=str(tmp_path / "file.log"))
+    proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config), "-p", str(port),
+                             "-r", str(other), "-w", "3", "--access-log",
+                             str(tmp_path / "flag.log")],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        r = wait_for(lambda: try_get(f"http://127.0.0.1:{port}/"))
+        assert r.content == b"flag root"
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 3
+        wait_for(lambda: (tmp_path / "flag.log").exists()
+                 and "GET / HTTP/1.1" in (tmp_path / "flag.log").read_text(), timeout=5)
+        assert not (tmp_path / "file.log").exists()
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def try_get(url: str) -> requests.Response | None:
+    try:
+        return requests.get(url, timeout=2)
+    except requests.ConnectionError:
+        return None
+
+
+def test_seed_spelling_of_the_config_flag(tmp_path: Path, site: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "config.json", document_root=str(site), workers=1, port=port)
+    proc = subprocess.Popen([sys.executable, str(HTTPD), "-config", str(config)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        r = wait_for(lambda: try_get(f"http://127.0.0.1:{port}/text..txt"))
+        assert r.content == b"double dot ok"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run_httpd(["--version"], tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"httpd.py {__version__}"
+
+
+def test_help_lists_every_flag(tmp_path: Path) -> None:
+    result = run_httpd(["--help"], tmp_path)
+    assert result.returncode == 0
+    for flag in ("-w", "--workers", "-r", "--document-root", "-H", "--host", "-p", "--port",
+                 "-c", "--config", "--log-level", "--access-log", "--version", "--help"):
+        assert re.search(rf"(^|[\s,]){re.escape(flag)}\b", result.stdout), flag
+
+
+def test_log_level_flag(tmp_path: Path, site: Path) -> None:
+    for level, expect_info in (("info", True), ("warning", False)):
+        port = free_port()
+        config = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
+        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config), "-p", str(port),
+                                 "--log-level", level], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: try_get(f"http://127.0.0.1:{port}/"))
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=15)
+        assert ("listening on" in stderr) is expect_info, stderr
+
+
+# == logs ====================================================================================
+
+CLF = re.compile(r'^(?P<host>\S+) - - \[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} '
+                 r'[+-]\d{4})\] "(?P<request>[^"\\]*(?:\\.[^"\\]*)*)" (?P<status>\d{3}) '
+                 r'(?P<size>\d+|-) "(?P<referer>[^"\\]*(?:\\.[^"\\]*)*)" '
+                 r'"(?P<agent>[^"\\]*(?:\\.[^"\\]*)*)"$')
+
+
+def test_access_log_in_combined_log_format(server) -> None:
+    marker = f"m{time.time_ns()}"
+    server.get(f"/text..txt?{marker}", headers={"Referer": "http://ref.example/page",
+                                               "User-Agent": "test-agent/1.0"})
+    server.get(f"/missing?{marker}", headers={"User-Agent": 'quote " and \\ backslash'})
+    server.request("HEAD", f"/text..txt?{marker}")
+    lines = wait_for(lambda: (lambda ls: ls if len(ls) >= 3 else None)(
+        [line for line in server.access_log.read_text().splitlines() if marker in line]), 5)
+    parsed = [CLF.match(line) for line in lines]
+    assert all(parsed), lines
+    first, missing, head = (m.groupdict() for m in parsed)
+    assert first["host"] == "127.0.0.1"
+    assert first["request"] == f"GET /text..txt?{marker} HTTP/1.1"
+    assert (first["status"], first["size"]) == ("200", "13")
+    assert (first["referer"], first["agent"]) == ("http://ref.example/page", "test-agent/1.0")
+    assert (missing["status"], missing["referer"]) == ("404", "-")
+    assert missing["agent"] == 'quote \\" and \\\\ backslash'
+    assert (head["request"], head["status"], head["size"]) == (
+        f"HEAD /text..txt?{marker} HTTP/1.1", "200", "-")
+    stamp = time.strptime(first["time"], "%d/%b/%Y:%H:%M:%S %z")
+    assert abs(time.mktime(stamp) - time.mktime(time.gmtime())) < 120
+
+
+def test_access_log_to_stdout_and_off(tmp_path: Path, site: Path) -> None:
+    for target in ("-", "off"):
+        port = free_port()
+        config = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
+        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config), "-p", str(port),
+                                 "--access-log", target], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            wait_for(lambda: try_get(f"http://127.0.0.1:{port}/text..txt?stdout-check"))
+        finally:
+            proc.terminate()
+            stdout, _ = proc.communicate(timeout=15)
+        logged = [line for line in stdout.splitlines() if "stdout-check" in line]
+        if target == "-":
+            assert len(logged) == 1 and CLF.match(logged[0]), stdout
+        else:
+            assert logged == []
