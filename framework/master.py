@@ -30,8 +30,8 @@ SIGNALS = {
     signal.SIGCHLD: "chld",
 }
 BACKOFF_MAX = 10.0  # seconds between spawns while children keep dying at start-up
-EARLY_DEATH = 2.0
-DEFER_ACCEPT_SECONDS = 5  # a child that dies sooner than this after spawning counts as crash-looping
+EARLY_DEATH = 2.0  # a child that dies sooner than this after spawning counts as crash-looping
+DEFER_ACCEPT_SECONDS = 5  # how long the kernel holds a silent new connection before accept
 
 
 @dataclass
