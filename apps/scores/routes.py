@@ -128,8 +128,9 @@ def parse_score(body: Any, path_id: int | None) -> tuple[int, Row]:
 
 def render_score(row: Row) -> dict[str, Any]:
     item = dict(zip(("client_id", *SCORE_COLUMNS), row))
-    if item["birthday"] is not None:
-        item["birthday"] = datetime.date.fromisoformat(item["birthday"]).strftime("%d.%m.%Y")
+    iso = item["birthday"]
+    if iso is not None:  # stored YYYY-MM-DD, shown DD.MM.YYYY
+        item["birthday"] = f"{iso[8:10]}.{iso[5:7]}.{iso[:4]}"
     return item
 
 
