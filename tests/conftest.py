@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from support import running_server
+# the repository root, so that tests import framework/, handlers/ and apps/ however pytest runs
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from support import running_server  # noqa: E402
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
 
@@ -25,6 +29,7 @@ def build_docroot(base: Path) -> Path:
     (root / "dir2" / "page.html").write_bytes(b"<html>page</html>")
     (root / "space in name.txt").write_bytes(b"spaces ok")
     (root / "text..txt").write_bytes(b"double dot ok")
+    (root / "a+b.txt").write_bytes(b"a plus is a plus")
     (root / "logo.v2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 100)
     (root / "photo.JPG").write_bytes(b"\xff\xd8\xff" + b"j" * 50)
     (root / "movie.swf").write_bytes(b"FWS" + b"s" * 20)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,8 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
+import httpd
 from conftest import build_docroot
-from framework import __version__
+from framework import __version__, config
 from support import HTTPD, ServerProcess, free_port, parse_response, running_server
 
 HUGE = 12 * 1024 * 1024  # larger than the kernel's socket buffers: a download stays in flight
@@ -40,7 +42,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory, site: Path):
     """One worker, so that anything blocking it would block every other client too."""
     with running_server(tmp_path_factory.mktemp("one-worker"), [], document_root=site,
-                        workers=1, max_body_size=1000, **SMALL_TIMEOUTS) as s:
+                        workers=1, max_body_size=1000, max_request_line=256,
+                        max_header_size=2048, max_header_count=20, **SMALL_TIMEOUTS) as s:
         yield s
 
 
@@ -218,6 +221,19 @@ def test_body_limits(server) -> None:
     assert parse_response(server.exchange(at_limit))[::2] == (200, b"double dot ok")
 
 
+def test_configured_head_limits(server) -> None:
+    def status(raw: bytes) -> int:
+        return parse_response(server.exchange(raw))[0]
+
+    line = "/text..txt?" + "q" * (256 - len("GET /text..txt? HTTP/1.1"))
+    assert status(get(line, extra="Connection: close\r\n")) == 200  # exactly 256 bytes
+    assert status(get(line + "q")) == 414
+    fields = "".join(f"X-{n}: v\r\n" for n in range(18))  # with Host and Connection: 20
+    assert status(get("/text..txt", extra=fields + "Connection: close\r\n")) == 200
+    assert status(get("/text..txt", extra=fields + "X-One-More: v\r\nConnection: close\r\n")) == 431
+    assert status(get("/text..txt", extra="X-Big: " + "b" * 2048 + "\r\n")) == 431
+
+
 # == slow clients ===========================================================================
 
 def test_slow_reader_does_not_block_others(server, site: Path) -> None:
@@ -372,6 +388,53 @@ def test_term_lets_an_inflight_download_finish(tmp_path: Path, site: Path) -> No
             socket.create_connection(("127.0.0.1", server.port), timeout=2)
     finally:
         server.stop(signal.SIGKILL)
+
+
+def test_int_stops_gracefully(tmp_path: Path, site: Path) -> None:
+    server = ServerProcess(tmp_path, [], document_root=site, workers=2).start()
+    try:
+        workers = server.worker_pids()
+        server.signal(signal.SIGINT)
+        assert server.proc.wait(10) == 0
+        wait_for(lambda: not any(alive(pid) for pid in workers), timeout=3)
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def test_graceful_timeout_bounds_a_stop(tmp_path: Path, site: Path) -> None:
+    """A client that never reads cannot hold a stopping server past graceful_timeout."""
+    server = ServerProcess(tmp_path, [], document_root=site, workers=1,
+                           graceful_timeout=1.0).start()
+    try:
+        sock, _ = start_slow_download(server)  # and never read again
+        server.signal(signal.SIGTERM)
+        assert server.proc.wait(10) == 0
+        sock.close()
+    finally:
+        server.stop(signal.SIGKILL)
+
+
+def test_restart_on_the_same_port_right_away(tmp_path: Path, site: Path) -> None:
+    """SO_REUSEADDR: the connections just closed (TIME_WAIT) do not block a new bind."""
+    first = ServerProcess(tmp_path / "first", [], document_root=site, workers=1).start()
+    for _ in range(5):
+        first.exchange(get("/text..txt", "HTTP/1.0"))  # the server closes: TIME_WAIT on its side
+    assert first.stop() == 0
+    second = ServerProcess(tmp_path / "second", [], document_root=site, workers=1)
+    second.port = first.port
+    second.start()
+    try:
+        assert second.get("/text..txt").content == b"double dot ok"
+    finally:
+        second.stop()
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_listen_backlog_is_somaxconn(server) -> None:
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0] == "LISTEN"
+    assert int(out[2]) == int(Path("/proc/sys/net/core/somaxconn").read_text())
 
 
 def test_quit_stops_at_once(tmp_path: Path, site: Path) -> None:
@@ -551,6 +614,75 @@ def test_flags_override_the_config_file(tmp_path: Path, site: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_host_flag(tmp_path: Path, site: Path) -> None:
+    port = free_port()
+    config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
+    proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
+                             "-H", "127.0.0.2"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        r = wait_for(lambda: try_get(f"http://127.0.0.2:{port}/text..txt"))
+        assert r.content == b"double dot ok"
+        assert refused(port)  # not listening on 127.0.0.1
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def settings_from(argv: list[str]) -> dict:
+    return httpd.load_settings(httpd.parse_args(argv))
+
+
+def test_precedence_defaults_file_flags(tmp_path: Path, site: Path) -> None:
+    config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=3,
+                               keepalive_timeout=2, port=9001)
+    s = settings_from(["-c", str(config_file), "-p", "9002"])
+    assert s["port"] == 9002  # flag over file
+    assert s["workers"] == 3  # file over default
+    assert s["keepalive_timeout"] == 2.0 and type(s["keepalive_timeout"]) is float
+    assert s["header_timeout"] == config.CORE_SETTINGS["header_timeout"][0]  # default
+    assert s["access_log"] == "off"
+    s = settings_from(["-c", str(config_file), "-w", "5", "--access-log", "-",
+                       "--log-level", "error", "-H", "0.0.0.0"])
+    assert (s["workers"], s["access_log"], s["log_level"], s["host"]) == (5, "-", "error",
+                                                                          "0.0.0.0")
+
+
+def test_relative_paths_follow_their_source(tmp_path: Path, site: Path, monkeypatch) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "www").mkdir()
+    (tmp_path / "cwd" / "flag-root").mkdir(parents=True)
+    config_file = write_config(tmp_path / "conf" / "config.json", document_root="www",
+                               access_log="logs.txt")
+    monkeypatch.chdir(tmp_path / "cwd")
+    s = settings_from(["-c", str(config_file)])
+    assert s["document_root"] == str(tmp_path / "conf" / "www")  # from the file's directory
+    assert s["access_log"] == str(tmp_path / "conf" / "logs.txt")
+    s = settings_from(["-c", str(config_file), "-r", "flag-root"])
+    assert s["document_root"] == str(tmp_path / "cwd" / "flag-root")  # from the cwd
+
+
+def test_automatic_values() -> None:
+    s = config.build({"workers": 0, "backlog": 0}, {})
+    assert s["workers"] == (os.cpu_count() or 1)
+    assert s["backlog"] == int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+def test_server_config_json_lists_every_setting_with_its_default() -> None:
+    shipped = json.loads((Path(httpd.HERE) / "server_config.json").read_text())
+    assert set(shipped) == set(config.CORE_SETTINGS)
+    for key, (default, kind, _) in config.CORE_SETTINGS.items():
+        assert shipped[key] == default, key
+        assert config.check_type(key, shipped[key], kind) == default
+
+
+def test_config_errors_are_config_errors() -> None:
+    for values in ({"nope": 1}, {"port": "80"}, {"workers": -2}, {"apps": [1]},
+                   {"sqlite_synchronous": "SOMETIMES"}, {"max_header_count": 0}):
+        with pytest.raises(config.ConfigError):
+            config.build(values, {})
 
 
 def try_get(url: str) -> requests.Response | None:

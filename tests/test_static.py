@@ -70,6 +70,8 @@ SERVED = [
     ("/dir%20with%20space/file%20name.txt", b"nested spaces ok"),
     ("/text..txt", b"double dot ok"),
     ("/text%2e%2etxt", b"double dot ok"),
+    ("/a+b.txt", b"a plus is a plus"),  # '+' means space only in query strings
+    ("/a%2Bb.txt", b"a plus is a plus"),
     ("/%D0%BA%D0%B8%D1%80%D0%B8%D0%BB%D0%BB%D0%B8%D1%86%D0%B0.txt", "привет".encode()),
     ("/%d0%ba%d0%b8%d1%80%d0%b8%d0%bb%d0%bb%d0%b8%d1%86%d0%b0.txt", "привет".encode()),
     ("/dir1/../text..txt", b"double dot ok"),  # dot segments inside the root are merged
