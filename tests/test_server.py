@@ -171,6 +171,19 @@ def test_pipelined_requests_are_answered_in_order(server, site: Path) -> None:
         assert conn.response()[2] == b"double dot ok"
 
 
+def test_many_pipelined_large_answers(server, site: Path) -> None:
+    """More answers than fit the send buffers: the worker pauses and resumes in order."""
+    medium = (site / "medium.bin").read_bytes()
+    big = (site / "big.bin").read_bytes()
+    paths = ["/medium.bin", "/text..txt", "/big.bin"] * 10
+    with server.connect(timeout=10) as conn:
+        conn.send(b"".join(get(f"{p}?n={n}") for n, p in enumerate(paths)))
+        for path in paths:
+            status, _, body = conn.response()
+            expected = {"/medium.bin": medium, "/big.bin": big}.get(path, b"double dot ok")
+            assert status == 200 and body == expected, path
+
+
 def test_pipelined_requests_split_at_odd_places(server) -> None:
     data = b"".join(get(f"/text..txt?n={n}") for n in range(20))
     with server.connect() as conn:
@@ -486,6 +499,18 @@ def test_hup_replaces_workers_without_dropping_a_request(tmp_path: Path, site: P
         failures = [r for r in results if r != (200, b"double dot ok")]
         assert not failures, failures[:5]
         assert len(new) == 3  # the reloaded config took effect
+
+
+def test_hup_with_a_broken_config_keeps_the_running_one(tmp_path: Path, site: Path) -> None:
+    with running_server(tmp_path, [], document_root=site, workers=2) as server:
+        before = set(server.worker_pids())
+        good = server.config_path.read_text()
+        server.config_path.write_text(json.dumps({**json.loads(good), "no_such_key": 1}))
+        server.signal(signal.SIGHUP)
+        wait_for(lambda: "reload failed" in server.stderr_path.read_text(), timeout=5)
+        assert "no_such_key" in server.stderr_path.read_text()
+        assert set(server.worker_pids()) == before
+        assert server.get("/text..txt").content == b"double dot ok"
 
 
 def test_ttin_and_ttou_change_the_worker_count(tmp_path: Path, site: Path) -> None:
