@@ -68,7 +68,9 @@ class Response:
 
 def json_response(data: Any, status: int = 200,
                   headers: list[tuple[str, str]] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # allow_nan=False: NaN and Infinity are not JSON; a handler returning one is a bug (500)
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
     return Response(status, body, headers, "application/json; charset=utf-8")
 
 

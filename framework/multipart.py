@@ -22,7 +22,7 @@ import codecs
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, Self
+from typing import BinaryIO
 
 from framework.app import ApiError, ApiRequest
 from framework.sniff import HEAD_SIZE
@@ -85,7 +85,7 @@ class Form:
                 except FileNotFoundError:
                     pass  # moved into the media store, or never created
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> "Form":
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -37,7 +37,7 @@ def busy_server(tmp_path_factory):
 # -- helpers ---------------------------------------------------------------------------------
 
 def today() -> date:
-    return datetime.now(UTC).date()
+    return datetime.now(timezone.utc).date()
 
 
 def years_ago(years: int, shift_days: int = 0) -> str:

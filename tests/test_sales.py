@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -190,10 +190,10 @@ def test_lists_are_bare_arrays_by_id(server: ServerProcess, shop: dict[str, int]
 
 
 def test_post_sale_echoes_the_stored_row(server: ServerProcess, shop: dict[str, int]) -> None:
-    before = datetime.now(UTC).replace(tzinfo=None)
+    before = datetime.now(timezone.utc).replace(tzinfo=None)
     response = server.request("POST", "/sales/", json={"item_id": shop["item2"],
                                                        "store_id": shop["store1"]})
-    after = datetime.now(UTC).replace(tzinfo=None)
+    after = datetime.now(timezone.utc).replace(tzinfo=None)
     assert response.status_code == 201
     sale = response.json()
     assert set(sale) == {"id", "sale_time", "item_id", "store_id"}
@@ -474,7 +474,7 @@ def test_defaults_are_the_current_utc_month_and_year(server: ServerProcess,
     sale, = add_sale(server, shop["item2"], shop["store2"])
     add_sale(server, shop["item1"], shop["store1"], "2001-01-01T00:00:00Z")
     rows = get(server, "/stores/top/")
-    now = datetime.now(UTC)
+    now = datetime.now(timezone.utc)
     if sale["sale_time"][:7] != f"{now.year:04d}-{now.month:02d}":
         pytest.skip("the month changed during the test")
     assert rows == [{"id": shop["store2"], "address": "store-2", "income": 250}]
@@ -601,7 +601,7 @@ def test_fifty_parallel_posts_are_all_stored(server: ServerProcess, shop: dict[s
 def test_create_gives_the_seed_demo_data(server: ServerProcess) -> None:
     assert admin(server, "/create/", "GET") == {"status": "ok", "items": 50, "stores": 50,
                                                 "sales": 3600}
-    year = datetime.now(UTC).year
+    year = datetime.now(timezone.utc).year
     items, stores = get(server, "/items/"), get(server, "/stores/")
     assert len(items) == 50 and len(stores) == 50
     assert all(item["name"] == f"item-{item['id']}" and 100 <= item["price"] <= 10000

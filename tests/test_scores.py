@@ -372,7 +372,7 @@ def test_scores_gender_zero_completes_the_pair_but_scores_nothing(server):
 
 
 def today() -> datetime.date:
-    return datetime.datetime.now(datetime.UTC).date()
+    return datetime.datetime.now(datetime.timezone.utc).date()
 
 
 def ddmmyyyy(day: datetime.date) -> str:

@@ -84,7 +84,9 @@ def int_arg(req: ApiRequest, name: str, default: int | None, maximum: int | None
     text = req.arg(name)
     if text is None:
         return default
-    if not text.isascii() or not text.isdigit() or (maximum is not None and int(text) > maximum):
+    # the length check keeps int() away from thousands of digits
+    if (not text.isascii() or not text.isdigit() or len(text) > 19
+            or (maximum is not None and int(text) > maximum)):
         bound = f"0..{maximum}" if maximum is not None else "a non-negative integer"
         raise validation_error({name: [f"must be {bound}"]})
     return int(text)

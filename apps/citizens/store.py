@@ -8,7 +8,7 @@ dicts and calling json.dumps.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from apps.citizens.tables import SCHEMA_V1
@@ -37,7 +37,7 @@ def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> i
     with transaction(conn):
         import_id = conn.execute(
             "INSERT INTO imports (created_at) VALUES (?)",
-            (datetime.now(UTC).isoformat(),)).lastrowid
+            (datetime.now(timezone.utc).isoformat(),)).lastrowid
         conn.executemany(
             "INSERT INTO citizens (import_id, citizen_id, town, street, building, apartment,"
             " name, birth_date, gender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from functools import partial
 from typing import Any
 
@@ -34,7 +34,7 @@ class FieldError(ValueError):
 
 
 def today_utc() -> date:
-    return datetime.now(UTC).date()
+    return datetime.now(timezone.utc).date()
 
 
 def check_id(value: Any) -> int:

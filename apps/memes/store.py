@@ -3,7 +3,7 @@ so that a failure never leaves a row without its image (API.md §D.2)."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from framework.db import transaction
 
@@ -13,7 +13,7 @@ UPDATABLE = frozenset({"title", "description", "image_key", "image_mime"})
 
 def now_iso() -> str:
     """UTC now as API.md §1.9 writes it; fixed width, so text order is time order."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def get(conn: sqlite3.Connection, meme_id: int) -> tuple | None:

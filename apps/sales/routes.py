@@ -3,7 +3,7 @@ queries, plus the seed's admin helpers /clear/ and /create/."""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from apps.sales import queries
@@ -109,7 +109,7 @@ def create_sale(req: ApiRequest) -> dict[str, Any]:
     "gg": param_doc("year (default: the current UTC year)", 1, MAX_YEAR)})
 def top_stores(req: ApiRequest) -> list[dict[str, Any]]:
     """Stores by income in one UTC month, highest first, ties by id; no sales, no row."""
-    now = datetime.now(UTC)
+    now = datetime.now(timezone.utc)
     args = int_params(req.query, {"cnt": top_cnt(req), "mm": (now.month, 1, 12),
                                   "gg": (now.year, 1, MAX_YEAR)})
     return queries.top_stores(req.db, args["gg"], args["mm"], args["cnt"])
@@ -136,7 +136,7 @@ def create(req: ApiRequest) -> dict[str, Any]:
     """Replace all data with the seed's demo set (admin only); ?seed=N makes it reproducible."""
     require_admin(req)
     seed = int_params(req.query, {"seed": (None, 0, INT64_MAX)})["seed"]
-    year = datetime.now(UTC).year
+    year = datetime.now(timezone.utc).year
     with transaction(req.db) as conn:
         queries.wipe(conn)
         counts = queries.fill_demo(conn, random.Random(seed), year)

@@ -6,7 +6,7 @@ Every problem of a request is collected per field and raised as one 400
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from apps.sales.schema import MAX_PRICE
@@ -58,7 +58,7 @@ def check_sale_time(value: Any) -> str:
     try:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC)
+            moment = moment.astimezone(timezone.utc)
     except (ValueError, OverflowError):  # OverflowError: an offset pushing it past year 1..9999
         raise FieldError("must be an ISO-8601 date-time, e.g. 2024-03-05T12:34:56Z") from None
     return format_time(moment)
@@ -70,7 +70,7 @@ def format_time(moment: datetime) -> str:
 
 
 def now_utc() -> str:
-    return format_time(datetime.now(UTC))
+    return format_time(datetime.now(timezone.utc))
 
 
 Check = Callable[[Any], Any]

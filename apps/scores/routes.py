@@ -101,7 +101,7 @@ class Collection:
 
 def now() -> str:
     """UTC now as API.md §1.9 writes timestamps."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # -- interests -------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def parse_date(text: str) -> datetime.date | None:
 
 
 def today_utc() -> datetime.date:
-    return datetime.datetime.now(datetime.UTC).date()
+    return datetime.datetime.now(datetime.timezone.utc).date()
 
 
 def years_before(day: datetime.date, years: int) -> datetime.date:

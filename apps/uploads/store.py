@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from framework.db import transaction
@@ -18,7 +18,7 @@ class Claimed(NamedTuple):
 
 def utc_now() -> str:
     """Now as API.md §1.9 writes it: ``2024-03-05T12:34:56.789012Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def insert_file(conn: sqlite3.Connection, rel_path: str, original_name: str, mime_type: str,
