@@ -10,7 +10,7 @@ import pytest
 # the repository root, so that tests import framework/, handlers/ and apps/ however pytest runs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from support import running_server  # noqa: E402
+from support import running_server
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Self
 
 import requests
 
@@ -58,8 +58,8 @@ class ServerProcess:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def start(self, timeout: float = 10.0) -> "ServerProcess":
-        self.stderr = open(self.stderr_path, "ab")
+    def start(self, timeout: float = 10.0) -> ServerProcess:
+        self.stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - the server's, closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, str(HTTPD), "-c", str(self.config_path), "-p", str(self.port)],
             cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=self.stderr)
@@ -122,7 +122,7 @@ class ServerProcess:
                     if not chunk:
                         break
                     chunks.append(chunk)
-            except socket.timeout:
+            except TimeoutError:
                 pass
             return b"".join(chunks)
 
@@ -141,7 +141,7 @@ class ServerProcess:
                     return b"".join(chunks)
                 chunks.append(chunk)
 
-    def connect(self, timeout: float = 5.0) -> "RawConnection":
+    def connect(self, timeout: float = 5.0) -> RawConnection:
         return RawConnection(self.port, timeout)
 
     def db(self) -> sqlite3.Connection:
@@ -162,10 +162,10 @@ class RawConnection:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
 
-    def __enter__(self) -> "RawConnection":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -205,7 +205,7 @@ class RawConnection:
         to read; False when the read times out with the connection still open."""
         try:
             return not self.fill() and not self.buf
-        except socket.timeout:
+        except TimeoutError:
             return False
         except ConnectionResetError:
             return True

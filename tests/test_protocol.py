@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from framework.protocol import REASONS, ChunkedDecoder, HttpError, Limits, parse_head, \
-    serialize_head
+from framework.protocol import (
+    REASONS,
+    ChunkedDecoder,
+    HttpError,
+    Limits,
+    parse_head,
+    serialize_head,
+)
 
 LIMITS = Limits()
 SMALL = Limits(max_request_line=64, max_header_size=256, max_header_count=5)
@@ -237,8 +243,8 @@ INVALID = [
      400),
     (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
      400),
-    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-     b"Transfer-Encoding: chunked\r\n\r\n", 400),
+    ((b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+      b"Transfer-Encoding: chunked\r\n\r\n"), 400),
     (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400),  # length unknown

@@ -17,15 +17,16 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import requests
+from conftest import build_docroot
+from support import HTTPD, ServerProcess, free_port, parse_response, running_server
 
 import httpd
-from conftest import build_docroot
 from framework import __version__, config
-from support import HTTPD, ServerProcess, free_port, parse_response, running_server
 
 HUGE = 12 * 1024 * 1024  # larger than the kernel's socket buffers: a download stays in flight
 SMALL_TIMEOUTS = {"header_timeout": 1.0, "keepalive_timeout": 1.0, "body_timeout": 1.0}
@@ -161,7 +162,7 @@ def test_pipelined_requests_are_answered_in_order(server, site: Path) -> None:
     with server.connect() as conn:
         conn.send(b"".join(get(p) for p in paths))
         for path in paths:
-            status, headers, body = conn.response()
+            status, _, body = conn.response()
             file = site / path.lstrip("/")
             if file.is_file():
                 assert status == 200 and body == file.read_bytes(), path
@@ -200,11 +201,11 @@ def test_pipelined_head_requests_and_bodies(server) -> None:
                   b"GET /dir2/page.html HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                   b"3;x=y\r\nabc\r\n0\r\nTrailer: 1\r\n\r\n"
                   b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        status, headers, body = conn.response(head_only=True)
+        status, headers, _ = conn.response(head_only=True)
         assert status == 200 and headers["content-length"] == str(3 * 1024 * 1024)
         assert conn.response()[::2] == (200, b"double dot ok")
         assert conn.response()[::2] == (200, b"<html>page</html>")
-        status, headers, body = conn.response()
+        status, headers, _ = conn.response()
         assert (status, headers["connection"]) == (200, "close")
         assert conn.closed_by_server()
 
@@ -339,13 +340,17 @@ def test_killed_worker_is_replaced(tmp_path: Path, site: Path) -> None:
         before = set(server.worker_pids())
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
-        after = wait_for(lambda: (lambda p: p if len(p) == 2 and victim not in p else None)(
-            set(server.worker_pids())), timeout=3)
+
+        def replaced() -> set[int] | None:
+            pids = set(server.worker_pids())
+            return pids if len(pids) == 2 and victim not in pids else None
+
+        after = wait_for(replaced, timeout=3)
         assert before - {victim} <= after
         for _ in range(10):
             assert server.get("/text..txt").content == b"double dot ok"
-        stderr = wait_for(lambda: (lambda t: t if f"worker {victim} exited" in t else None)(
-            server.stderr_path.read_text()), timeout=3)
+        wait_for(lambda: f"worker {victim} exited" in server.stderr_path.read_text(), timeout=3)
+        stderr = server.stderr_path.read_text()
         # errors carry the pid of the process that logged them (here the master's)
         assert re.search(rf"\[{server.proc.pid}\] WARNING httpd\.master: worker {victim} "
                          rf"exited with signal {int(signal.SIGKILL)}", stderr)
@@ -357,8 +362,7 @@ def test_hung_worker_is_killed_and_replaced(tmp_path: Path, site: Path) -> None:
         (victim,) = server.worker_pids()
         os.kill(victim, signal.SIGSTOP)  # stuck: no more heartbeats
         try:
-            wait_for(lambda: (lambda p: len(p) == 1 and victim not in p)(server.worker_pids()),
-                     timeout=8)
+            wait_for(lambda: server.worker_pids() not in ([], [victim]), timeout=8)
         finally:
             if alive(victim):
                 os.kill(victim, signal.SIGKILL)
@@ -485,11 +489,15 @@ def test_hup_replaces_workers_without_dropping_a_request(tmp_path: Path, site: P
             t.start()
         try:
             wait_for(lambda: len(results) > 20)
-            config = json.loads(server.config_path.read_text())
-            server.config_path.write_text(json.dumps({**config, "workers": 3}))
+            current = json.loads(server.config_path.read_text())
+            server.config_path.write_text(json.dumps({**current, "workers": 3}))
             server.signal(signal.SIGHUP)
-            new = wait_for(lambda: (lambda p: p if len(p) == 3 and not p & old else None)(
-                set(server.worker_pids())))
+
+            def replaced() -> set[int] | None:
+                pids = set(server.worker_pids())
+                return pids if len(pids) == 3 and not pids & old else None
+
+            new = wait_for(replaced)
             count = len(results)
             wait_for(lambda: len(results) > count + 20)
         finally:
@@ -546,7 +554,7 @@ def test_no_orphans_when_the_master_is_killed(tmp_path: Path, site: Path) -> Non
 
 def run_httpd(args: list[str], cwd: Path, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(HTTPD), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def write_config(path: Path, **values) -> Path:
@@ -581,9 +589,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     ({"access_log": "/no/such/dir/access.log"}, ["access", "/no/such/dir/access.log"]),
 ])
 def test_bad_config_stops_with_one_line(tmp_path: Path, site: Path, values, fragments) -> None:
-    config = write_config(tmp_path / "config.json", **{"document_root": str(site),
-                                                       "port": free_port(), **values})
-    result = run_httpd(["-c", str(config)], tmp_path)
+    config_file = write_config(tmp_path / "config.json",
+                               **{"document_root": str(site), "port": free_port(), **values})
+    result = run_httpd(["-c", str(config_file)], tmp_path)
     assert_one_line_error(result, *fragments)
 
 
@@ -602,18 +610,18 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_missing_document_root_flag(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "config.json")
-    result = run_httpd(["-c", str(config), "-r", "no_such_root", "-p", str(free_port())], tmp_path)
+    config_file = write_config(tmp_path / "config.json")
+    result = run_httpd(["-c", str(config_file), "-r", "no_such_root", "-p", str(free_port())], tmp_path)
     assert_one_line_error(result, "document root", "no_such_root")
 
 
 def test_port_in_use(tmp_path: Path, site: Path) -> None:
-    config = write_config(tmp_path / "config.json", document_root=str(site))
+    config_file = write_config(tmp_path / "config.json", document_root=str(site))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_httpd(["-c", str(config), "-p", str(port)], tmp_path)
+        result = run_httpd(["-c", str(config_file), "-p", str(port)], tmp_path)
     assert_one_line_error(result, str(port), "in use")
 
 
@@ -622,9 +630,9 @@ def test_flags_override_the_config_file(tmp_path: Path, site: Path) -> None:
     other.mkdir()
     (other / "index.html").write_bytes(b"flag root")
     port = free_port()
-    config = write_config(tmp_path / "config.json", document_root=str(site), workers=1,
+    config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1,
                           port=free_port(), access_log=str(tmp_path / "file.log"))
-    proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config), "-p", str(port),
+    proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
                              "-r", str(other), "-w", "3", "--access-log",
                              str(tmp_path / "flag.log")],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -722,8 +730,8 @@ def try_get(url: str) -> requests.Response | None:
 
 def test_seed_spelling_of_the_config_flag(tmp_path: Path, site: Path) -> None:
     port = free_port()
-    config = write_config(tmp_path / "config.json", document_root=str(site), workers=1, port=port)
-    proc = subprocess.Popen([sys.executable, str(HTTPD), "-config", str(config)], cwd=tmp_path,
+    config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1, port=port)
+    proc = subprocess.Popen([sys.executable, str(HTTPD), "-config", str(config_file)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         r = wait_for(lambda: try_get(f"http://127.0.0.1:{port}/text..txt"))
@@ -750,12 +758,12 @@ def test_help_lists_every_flag(tmp_path: Path) -> None:
 def test_log_level_flag(tmp_path: Path, site: Path) -> None:
     for level, expect_info in (("info", True), ("warning", False)):
         port = free_port()
-        config = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
-        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config), "-p", str(port),
+        config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
+        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
                                  "--log-level", level], cwd=tmp_path,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: try_get(f"http://127.0.0.1:{port}/"))
+            wait_for(lambda url=f"http://127.0.0.1:{port}/": try_get(url))
         finally:
             proc.terminate()
             _, stderr = proc.communicate(timeout=15)
@@ -776,8 +784,12 @@ def test_access_log_in_combined_log_format(server) -> None:
                                                "User-Agent": "test-agent/1.0"})
     server.get(f"/missing?{marker}", headers={"User-Agent": 'quote " and \\ backslash'})
     server.request("HEAD", f"/text..txt?{marker}")
-    lines = wait_for(lambda: (lambda ls: ls if len(ls) >= 3 else None)(
-        [line for line in server.access_log.read_text().splitlines() if marker in line]), 5)
+
+    def logged() -> list[str] | None:
+        lines = [line for line in server.access_log.read_text().splitlines() if marker in line]
+        return lines if len(lines) >= 3 else None
+
+    lines = wait_for(logged, timeout=5)
     parsed = [CLF.match(line) for line in lines]
     assert all(parsed), lines
     first, missing, head = (m.groupdict() for m in parsed)
@@ -789,19 +801,19 @@ def test_access_log_in_combined_log_format(server) -> None:
     assert missing["agent"] == 'quote \\" and \\\\ backslash'
     assert (head["request"], head["status"], head["size"]) == (
         f"HEAD /text..txt?{marker} HTTP/1.1", "200", "-")
-    stamp = time.strptime(first["time"], "%d/%b/%Y:%H:%M:%S %z")
-    assert abs(time.mktime(stamp) - time.mktime(time.gmtime())) < 120
+    stamp = datetime.strptime(first["time"], "%d/%b/%Y:%H:%M:%S %z")
+    assert abs(stamp.timestamp() - time.time()) < 120
 
 
 def test_access_log_to_stdout_and_off(tmp_path: Path, site: Path) -> None:
     for target in ("-", "off"):
         port = free_port()
-        config = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
-        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config), "-p", str(port),
+        config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
+        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
                                  "--access-log", target], cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
-            wait_for(lambda: try_get(f"http://127.0.0.1:{port}/text..txt?stdout-check"))
+            wait_for(lambda url=f"http://127.0.0.1:{port}/text..txt?stdout-check": try_get(url))
         finally:
             proc.terminate()
             stdout, _ = proc.communicate(timeout=15)

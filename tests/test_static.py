@@ -11,17 +11,17 @@ import hashlib
 import socket
 import struct
 import time
-from email.utils import parsedate_to_datetime  # test side only: an independent date parser
+from email.utils import parsedate_to_datetime  # an independent parser, on the test side
 from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import SECRET, TYPED_FILES
+from support import parse_response
+
 from framework.messages import Response, http_date
 from handlers.content_types import content_type
 from handlers.static import NotServed, StaticFiles, not_modified, parse_range
-from support import parse_response
 
 CACHE = 256 * 1024
 
@@ -349,7 +349,7 @@ def test_directory_redirects(static_server) -> None:
                              ("/dir%20with%20space", "/dir%20with%20space/"),
                              ("/noindex", "/noindex/")]:
         raw = get_raw(static_server, target)
-        status, headers, body = parse_response(raw)
+        _, headers, body = parse_response(raw)
         assert status_line(raw) == "HTTP/1.1 301 Moved Permanently"
         assert headers["location"] == location
         assert headers["content-type"] == "text/html" and body
@@ -410,7 +410,7 @@ def test_every_response_has_the_standard_fields(static_server, request_bytes: by
                                                 expected: str) -> None:
     raw = static_server.exchange(request_bytes)
     assert status_line(raw) == expected
-    status, headers, body = parse_response(raw)
+    _, headers, body = parse_response(raw)
     for name in ("date", "server", "content-length", "content-type", "connection"):
         assert name in headers, name
     assert headers["server"] == "httpd.py"
@@ -460,9 +460,9 @@ def test_head_then_get_on_one_connection(static_server) -> None:
 def test_head_over_http10_without_host_is_answered_and_closed(static_server) -> None:
     raw = static_server.exchange(b"HEAD /dir2/page.html HTTP/1.0\r\n\r\n")  # fails if left open
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
-    head, sep, body = raw.partition(b"\r\n\r\n")
+    _, sep, body = raw.partition(b"\r\n\r\n")
     assert sep and body == b""
-    status, headers, _ = parse_response(raw)
+    _, headers, _ = parse_response(raw)
     assert headers["content-length"] == "17" and headers["connection"] == "close"
     # the OTUS httptest parses the status line as exactly three words
     assert len(status_line(raw).split(" ")) == 3
@@ -472,7 +472,7 @@ def test_head_over_http10_without_host_is_answered_and_closed(static_server) -> 
 def test_other_methods_over_http(static_server, method: str) -> None:
     raw = get_raw(static_server, "/dir2/page.html", method=method)
     assert status_line(raw) == "HTTP/1.1 405 Method Not Allowed"
-    status, headers, body = parse_response(raw)
+    _, headers, body = parse_response(raw)
     assert headers["allow"] == "GET, HEAD"
     assert b"<html>page</html>" not in body
 
