@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import requests
 
@@ -162,7 +162,7 @@ class RawConnection:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> RawConnection:  # noqa: PYI034 - no typing.Self on Python 3.10
         return self
 
     def __exit__(self, *exc: object) -> None:
