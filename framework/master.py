@@ -42,6 +42,8 @@ class Child:
     started: float
     heartbeat: Any = None  # temp file whose mtime the worker refreshes every second
     stopping: bool = False
+    beat_mtime: float = 0.0  # the heartbeat mtime last seen ...
+    beat_seen: float = 0.0  # ... and when it was seen to change, on the monotonic clock
 
 
 @dataclass
@@ -159,9 +161,9 @@ class Master:
         except Exception as exc:  # a bad config on reload keeps the running one
             log.error("reload failed, keeping the current config: %s", exc)
             return
-        old = plan.settings
+        new = plan.settings
         cur = self.plan.settings
-        if (old["host"], old["port"]) != (cur["host"], cur["port"]):
+        if (new["host"], new["port"]) != (cur["host"], cur["port"]):
             log.warning("host/port changes need a restart; keeping %s:%d", cur["host"], cur["port"])
             plan.settings["host"], plan.settings["port"] = cur["host"], cur["port"]
         self.plan = plan
@@ -279,11 +281,15 @@ class Master:
     def murder_workers(self) -> None:
         """Kill workers that stopped sending heartbeats (stuck in a handler, or wedged)."""
         timeout = self.plan.settings["worker_timeout"]
-        now = time.time()
+        now = time.monotonic()
         for child in list(self.children.values()):
             if child.heartbeat is None or child.stopping:
                 continue
-            if now - os.fstat(child.heartbeat.fileno()).st_mtime > timeout:
+            # only whether the mtime moves matters, so a wall-clock jump kills nobody
+            mtime = os.fstat(child.heartbeat.fileno()).st_mtime
+            if mtime != child.beat_mtime or not child.beat_seen:
+                child.beat_mtime, child.beat_seen = mtime, now
+            elif now - child.beat_seen > timeout:
                 log.error("worker %d sent no heartbeat for %.0f s; killing it", child.pid, timeout)
                 self.signal_child(child, signal.SIGKILL)
                 child.stopping = False  # a murdered worker is replaced like a crashed one
@@ -306,12 +312,3 @@ class Master:
             while self.children and time.monotonic() < deadline:
                 self.reap_children()
                 time.sleep(0.02)
-
-
-def start_error(message: str) -> int:
-    print(f"httpd.py: {message}", file=sys.stderr)
-    return 1
-
-
-def address_in_use(exc: OSError) -> bool:
-    return exc.errno == errno.EADDRINUSE

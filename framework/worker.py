@@ -149,7 +149,11 @@ class Worker:
         self.stop_deadline = self.now + self.s["graceful_timeout"]
         for conn in list(self.conns.values()):
             if conn.state == IDLE and not conn.out and not conn.outbuf:
-                self.close(conn)
+                # a request may already wait in the kernel (just accepted, or sent as the
+                # signal came): answer it, with Connection: close; close what stays idle
+                self.on_readable(conn)
+                if conn.fd in self.conns and conn.state == IDLE and not conn.out:
+                    self.close(conn)
 
     def handle_signals(self) -> None:
         try:
