@@ -143,9 +143,11 @@ def parse_request_line(line: bytes) -> tuple[str, str, str]:
     if not method or method.translate(None, TCHAR):
         raise HttpError(400, "malformed method")
     if version != b"HTTP/1.1" and version != b"HTTP/1.0":
-        if HTTP_VERSION.fullmatch(version):
+        if not HTTP_VERSION.fullmatch(version):
+            raise HttpError(400, "malformed HTTP version")
+        if version[5:6] != b"1":
             raise HttpError(505)
-        raise HttpError(400, "malformed HTTP version")
+        version = b"HTTP/1.1"  # RFC 9110 §2.5: a higher 1.x minor is handled as 1.1
     if not target or BAD_TARGET.search(target):
         raise HttpError(400, "malformed request target")
     return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")

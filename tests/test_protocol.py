@@ -47,6 +47,8 @@ VALID = [
     (head("Host: example.com"),
      {"method": "GET", "target": "/", "path": "/", "query": "", "version": "HTTP/1.1",
       "host": "example.com", "keep_alive": True, "content_length": 0, "chunked": False}),
+    (head("Host: a", request_line="GET / HTTP/1.9"),  # RFC 9110 §2.5: a later 1.x is 1.1
+     {"version": "HTTP/1.1", "keep_alive": True}),
     (head("Host: a", request_line="GET /a/b.html?x=1&y=%20 HTTP/1.1"),
      {"path": "/a/b.html", "query": "x=1&y=%20"}),
     (head("Host: a", request_line="GET /page.html#frag HTTP/1.1"),
@@ -193,6 +195,7 @@ INVALID = [
     (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     (b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
     (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
+    (b"GET / HTTP/1.2\r\n\r\n", 400),  # handled as 1.1, so Host is required
     # Host (RFC 9112 §3.2)
     (b"GET / HTTP/1.1\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nUser-Agent: x\r\n\r\n", 400),
