@@ -63,15 +63,24 @@ class Response:
         for key, value in self.headers:
             if key.lower() == lname:
                 return value
+        for line in self.raw.decode("latin-1").split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.lower() == lname:
+                return value.strip()
         return None
+
+
+# one encoder for every response: json.dumps would build a new one per call for these options;
+# allow_nan=False: NaN and Infinity are not JSON, and a handler returning one is a bug (500)
+encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+JSON_TYPE_FIELD = b"Content-Type: application/json; charset=utf-8\r\n"
 
 
 def json_response(data: Any, status: int = 200,
                   headers: list[tuple[str, str]] | None = None) -> Response:
-    # allow_nan=False: NaN and Infinity are not JSON; a handler returning one is a bug (500)
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode("utf-8")
-    return Response(status, body, headers, "application/json; charset=utf-8")
+    response = Response(status, encode_json(data).encode("utf-8"), headers)
+    response.raw = JSON_TYPE_FIELD
+    return response
 
 
 def text_response(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -29,6 +29,7 @@ BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 # RFC 9110 §5.5: no control characters in field values but HTAB (CR and LF are checked apart)
 BAD_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 HTTP_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 HOST_VALUE = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:\[\]]*")
 ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)")
 
@@ -104,16 +105,17 @@ def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
         raise HttpError(400, "bare CR or LF in request head")
     if BAD_CONTROL.search(head):
         raise HttpError(400, "control character in request head")
-    lines = head.split(b"\r\n")
-    line = lines[0]
+    line_end = head.find(b"\r\n")
+    line = head if line_end < 0 else head[:line_end]
     if len(line) > limits.max_request_line:
         raise HttpError(414)
     if end - len(line) > limits.max_header_size:
         raise HttpError(431)
-    if len(lines) - 1 > limits.max_header_count:
+    if crlf > limits.max_header_count:
         raise HttpError(431, "too many header fields")
     method, target, version = parse_request_line(line)
-    headers = parse_fields(lines)
+    headers = {} if line_end < 0 else parse_fields(
+        head[line_end + 2:].decode("latin-1").split("\r\n"))
     request = Request(method, target, version, headers)
     apply_framing(request, headers)
     return request, end + 4
@@ -153,26 +155,32 @@ def parse_request_line(line: bytes) -> tuple[str, str, str]:
     return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")
 
 
-def parse_fields(lines: list[bytes]) -> dict[str, str]:
+def parse_fields(lines: list[str]) -> dict[str, str]:
+    """Header fields from their lines, names lower-cased."""
     headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if line[:1] in (b" ", b"\t"):
-            raise HttpError(400, "obsolete line folding")  # RFC 9112 §5.2
-        colon = line.find(b":")
-        if colon <= 0:
-            raise HttpError(400, "malformed header field")
-        name = line[:colon]
-        if name.translate(None, TCHAR):
-            # includes whitespace before the colon: RFC 9112 §5.1 requires a 400
-            raise HttpError(400, "malformed header name")
-        key = name.decode("ascii").lower()
-        text = line[colon + 1:].strip(b" \t").decode("latin-1")
+    for line in lines:
+        name, colon, value = line.partition(":")
+        # most names are letters and dashes; anything else gets the full token check
+        if not colon or not (name.replace("-", "").isalnum() and name.isascii()
+                             or TOKEN.fullmatch(name)):
+            raise field_error(line)
+        key = name.lower()
+        value = value.strip(" \t")
         if key in headers:
             if key in ("host", "content-length", "transfer-encoding"):
                 raise HttpError(400, f"duplicate {key} header")
-            text = headers[key] + ("; " if key == "cookie" else ", ") + text
-        headers[key] = text
+            value = headers[key] + ("; " if key == "cookie" else ", ") + value
+        headers[key] = value
     return headers
+
+
+def field_error(line: str) -> HttpError:
+    if line[:1] in (" ", "\t"):
+        return HttpError(400, "obsolete line folding")  # RFC 9112 §5.2
+    if ":" not in line or line[0] == ":":
+        return HttpError(400, "malformed header field")
+    # includes whitespace before the colon: RFC 9112 §5.1 requires a 400
+    return HttpError(400, "malformed header name")
 
 
 def apply_framing(request: Request, headers: dict[str, str]) -> None:
