@@ -16,7 +16,14 @@ from typing import Any
 log = logging.getLogger("httpd.db")
 
 _connection: sqlite3.Connection | None = None
-_owner_pid = -1
+
+
+def _forget_connection() -> None:
+    global _connection
+    _connection = None  # a child process opens its own; sqlite handles must not cross a fork
+
+
+os.register_at_fork(after_in_child=_forget_connection)
 
 
 def open_connection(settings: dict[str, Any]) -> sqlite3.Connection:
@@ -37,16 +44,15 @@ def open_connection(settings: dict[str, Any]) -> sqlite3.Connection:
 
 def connection(settings: dict[str, Any]) -> sqlite3.Connection:
     """This process's connection, opened on first use (so never inherited across a fork)."""
-    global _connection, _owner_pid
-    if _connection is None or _owner_pid != os.getpid():
+    global _connection
+    if _connection is None:
         _connection = open_connection(settings)
-        _owner_pid = os.getpid()
     return _connection
 
 
 def close_connection() -> None:
     global _connection
-    if _connection is not None and _owner_pid == os.getpid():
+    if _connection is not None:
         _connection.close()
     _connection = None
 
@@ -56,7 +62,7 @@ def abandon_transaction() -> None:
 
     The dispatcher calls this after every handler; normally there is nothing to do.
     """
-    if _connection is not None and _owner_pid == os.getpid() and _connection.in_transaction:
+    if _connection is not None and _connection.in_transaction:
         log.error("a request left a transaction open; rolling it back")
         _connection.execute("ROLLBACK")
 

@@ -24,6 +24,8 @@ PARAM = re.compile(r"<(?:(int|str|path):)?([A-Za-z_][A-Za-z0-9_]*)>")
 CONVERTERS = {"int": r"[0-9]+", "str": r"[^/]+", "path": r".+"}
 BODY_MEDIA_TYPES = {"json": "application/json", "multipart": "multipart/form-data"}
 ANY_SEGMENT = ""  # index key of patterns whose first segment is itself a parameter
+RECENT_PATHS = 4096  # how many paths' matches are remembered
+MISSING = object()
 
 
 @dataclass
@@ -72,12 +74,14 @@ class Router:
     def __init__(self) -> None:
         self.static: dict[str, dict[str, Route]] = {}
         self.dynamic: dict[str, list[Pattern]] = {}
+        self.recent: dict[str, Any] = {}  # path -> what match() answered
         self.shapes: dict[str, Pattern] = {}
         self.prefixes: list[str] = []
         self.routes: list[Route] = []
 
     def add(self, route: Route) -> None:
         """Register a route; a second route for the same method and path is an error."""
+        self.recent.clear()
         key = without_trailing_slash(route.pattern)
         if not route.params:
             methods = self.static.setdefault(key, {})
@@ -110,7 +114,20 @@ class Router:
             self.prefixes.append(prefix)
 
     def match(self, path: str) -> tuple[dict[str, Route], dict[str, Any]] | None:
-        """The routes at ``path`` by method, and the converted parameters; None if unclaimed."""
+        """The routes at ``path`` by method, and the converted parameters; None if unclaimed.
+
+        Answers are remembered per path (a bounded dict), since the same paths come again
+        and again; the parameters are copied so a handler cannot change the remembered ones.
+        """
+        found = self.recent.get(path, MISSING)
+        if found is MISSING:
+            found = self.lookup(path)
+            if len(self.recent) >= RECENT_PATHS:
+                self.recent.clear()
+            self.recent[path] = found
+        return found if found is None or not found[1] else (found[0], dict(found[1]))
+
+    def lookup(self, path: str) -> tuple[dict[str, Route], dict[str, Any]] | None:
         key = without_trailing_slash(normalize_path(path))
         methods = self.static.get(key)
         if methods is not None:

@@ -415,13 +415,13 @@ class Worker:
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
         status = response.status
-        conn.outbuf += (STATUS_LINES.get(status) or status_line(status)) + response.raw
-        if response.headers:
-            conn.outbuf += serialize_fields(response.headers)
-        conn.outbuf += self.date_and_server()
-        if status >= 200 and status != 204 and status != 304:
-            conn.outbuf += b"Content-Length: %d\r\n" % response.length
-        conn.outbuf += KEEP_ALIVE if keep_alive else CLOSE
+        conn.outbuf += b"%s%s%s%s%s%s" % (
+            STATUS_LINES.get(status) or status_line(status), response.raw,
+            serialize_fields(response.headers) if response.headers else b"",
+            self.date_and_server(),
+            b"Content-Length: %d\r\n" % response.length
+            if status >= 200 and status != 204 and status != 304 else b"",
+            KEEP_ALIVE if keep_alive else CLOSE)
         if response.file is not None:
             if head_only or not response.length:
                 response.file.close()
@@ -473,9 +473,23 @@ class Worker:
 
     def flush(self, conn: Connection) -> None:
         """Send what is queued; wait for EPOLLOUT on a partial write."""
-        self.queue_outbuf(conn)
         out = conn.out
         sock = conn.sock
+        outbuf = conn.outbuf
+        if outbuf:
+            if out:
+                out.append(bytes(outbuf))
+            else:  # the common case: answers in one buffer, sent without another copy
+                try:
+                    sent = sock.send(outbuf)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    self.close(conn)
+                    return
+                if sent < len(outbuf):
+                    out.append(bytes(outbuf[sent:]))
+            outbuf.clear()
         try:
             while out:
                 item = out[0]
