@@ -8,11 +8,13 @@ Usage (from the repo root)::
     RUNS=1 DURATION=2s python3 bench/run.py --servers "httpd -w1,nginx"
     python3 bench/run.py --report-only   # re-render from bench/out/results.json
 
-Every server is started in turn on its own loopback port, over the same
-generated document root (1 KB ``index.html``, 100 KB and 1 MB files in a
-temporary directory), checked to serve every URL with the right status and
-bytes, loaded with wrk (keep-alive) and ab (no keep-alive), and stopped with
-SIGTERM. The server is pinned to ``SERVER_CPUS`` and the load generator (and
+Every server is started on its own loopback port, over the same generated
+document root (1 KB ``index.html``, 100 KB and 1 MB files in a temporary
+directory), and checked to serve every URL with the right status and bytes.
+Then the runs are interleaved: run k of each load goes to every server in
+turn before run k+1, so a slow minute on a shared machine hits all servers
+alike. Loads are wrk (keep-alive) and ab (no keep-alive); at the end every
+server is stopped with SIGTERM. The server is pinned to ``SERVER_CPUS`` and the load generator (and
 this script) to ``LOAD_CPUS`` with taskset. Each load runs ``RUNS`` times;
 the report shows medians and flags runs whose max/min spread exceeds
 ``NOISE``. Process-tree RSS is read from /proc at idle and under load.
@@ -31,6 +33,7 @@ connections) is reported as "aborted", and a missing API route of ours as
 """
 
 import argparse
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -127,37 +130,70 @@ def parse_cpu_list(cpus):
 
 # --------------------------------------------------------------- benchmarking
 
-def bench_server(server, args, ws, rec):
-    """Start ``server``, verify and load it, stop it; results go to ``rec``."""
-    rows = [Row(server.name, server.kind, key) for key in server.loads]
-    rec.rows.extend(rows)
+@dataclass
+class Live:
+    """A started server with its rows (one per load) and its memory readings."""
+    server: object
+    port: int
+    pid: int
+    rows: dict
+    idle: Memory
+    peak: Memory = field(default_factory=Memory)
+
+
+def bench_servers(selected, args, ws, rec):
+    """Start every server, verify each URL, then interleave the runs.
+
+    Run k of a load goes to every server in turn before run k+1 starts, so a slow minute of
+    a shared machine lands on all servers alike instead of on whichever ran then; the
+    ratios compare servers measured side by side in time.
+    """
+    with contextlib.ExitStack() as stack:
+        live = [entry for entry in (start_server(server, args, ws, rec, stack)
+                                    for server in selected) if entry is not None]
+        for entry in live:
+            warm_up(args, entry.port, rec)
+        for run in range(1, args.runs + 1):
+            for load_key in LOADS:
+                for entry in live:
+                    row = entry.rows.get(load_key)
+                    if row is not None and row.status == "ok":
+                        entry.peak = entry.peak.max(
+                            run_load(row, args, entry.port, entry.pid, run, rec))
+        for entry in live:
+            rec.memory[entry.server.name] = {"idle": asdict(entry.idle),
+                                             "load": asdict(entry.peak)}
+
+
+def start_server(server, args, ws, rec, stack):
+    """Start ``server`` (stopped when ``stack`` closes) and verify its URLs; None if it failed."""
+    rows = {key: Row(server.name, server.kind, key) for key in server.loads}
+    rec.rows.extend(rows.values())
     port = servers.free_port()
     argv = servers.pinned(args.server_cpus, server.argv(ws, port))
     rec.command(argv)
     rec.log(f"{server.name}: starting on port {port}")
     log_path = RAW_DIR / "logs" / f"{slug(server.name)}.log"
     try:
-        with servers.running(argv, server.cwd, server.env, log_path, port) as started:
-            for row in rows:
-                row.status = verify(LOADS[row.load], port, ws)
-                if row.status != "ok":
-                    rec.log(f"{server.name}: {row.load}: {row.status}")
-            idle = servers.tree_memory(started.proc.pid)
-            warm_up(args, port, rec)
-            load_peak = Memory()
-            for row in rows:
-                if row.status == "ok":
-                    load_peak = load_peak.max(run_load(row, args, port, started.proc.pid, rec))
-            rec.memory[server.name] = {"idle": asdict(idle), "load": asdict(load_peak)}
-        for note in started.notes:
-            rec.failures.append(f"{server.name}: did not stop cleanly: {note}")
-            rec.notes.append(rec.failures[-1])
-            rec.log(rec.failures[-1])
+        started = stack.enter_context(servers.running(argv, server.cwd, server.env, log_path, port))
     except ServerError as exc:
-        for row in rows:
-            if row.status == "ok" and not row.samples:
-                row.status = f"FAILED: server {exc}"
+        for row in rows.values():
+            row.status = f"FAILED: server {exc}"
         rec.log(f"{server.name}: FAILED: {exc}")
+        return None
+    stack.callback(report_stop_problems, server, started, rec)
+    for row in rows.values():
+        row.status = verify(LOADS[row.load], port, ws)
+        if row.status != "ok":
+            rec.log(f"{server.name}: {row.load}: {row.status}")
+    return Live(server, port, started.proc.pid, rows, servers.tree_memory(started.proc.pid))
+
+
+def report_stop_problems(server, started, rec):
+    for note in started.notes:
+        rec.failures.append(f"{server.name}: did not stop cleanly: {note}")
+        rec.notes.append(rec.failures[-1])
+        rec.log(rec.failures[-1])
 
 
 def verify(load, port, ws):
@@ -203,8 +239,8 @@ def warm_up(args, port, rec):
     subprocess.run(argv, capture_output=True, check=False)
 
 
-def run_load(row, args, port, server_pid, rec):
-    """Run ``row``'s load ``args.runs`` times; returns the server's peak RSS meanwhile."""
+def run_load(row, args, port, server_pid, run, rec):
+    """Run ``row``'s load once (run number ``run``); returns the server's peak RSS meanwhile."""
     load = LOADS[row.load]
     url = f"http://{servers.HOST}:{port}{load.path}"
     if load.tool == "wrk":
@@ -212,32 +248,30 @@ def run_load(row, args, port, server_pid, rec):
     else:
         command = loadgen.ab_command(url, args.ab_requests, args.connections)
     argv = servers.pinned(args.load_cpus, command)
-    rec.command(argv)
-    peak = Memory()
-    for run in range(1, args.runs + 1):
-        log_name = f"raw/{slug(row.server)}-{row.load}-{run}.txt"
-        with servers.MemorySampler(server_pid) as sampler:
-            try:
-                result = subprocess.run(argv, capture_output=True, text=True, check=False,
-                                        timeout=LOAD_TIMEOUT)
-            except subprocess.TimeoutExpired as exc:
-                result = subprocess.CompletedProcess(argv, "timeout", exc.stdout or "",
-                                                     f"killed after {LOAD_TIMEOUT}s")
-        peak = peak.max(sampler.peak)
-        stdout, stderr = (_text(stream) for stream in (result.stdout, result.stderr))
-        (RAW_DIR / log_name).write_text(f"$ {shlex.join(argv)}\n{stdout}\n{stderr}")
+    if run == 1:
+        rec.command(argv)
+    log_name = f"raw/{slug(row.server)}-{row.load}-{run}.txt"
+    with servers.MemorySampler(server_pid) as sampler:
         try:
-            sample = loadgen.TOOLS[load.tool](stdout)
-        except loadgen.ParseError as exc:
-            row.status = (f"aborted: {loadgen.describe_abort(stdout, stderr, exc)} "
-                          f"(bench/out/{log_name})")
-            rec.log(f"{row.server}: {row.load}: {row.status}")
-            return peak
-        sample.log = log_name
-        row.samples.append(asdict(sample))
-        rec.log(f"{row.server}: {row.load} run {run}/{args.runs}: {sample.rps:,.0f} req/s, "
-                f"p99 {sample.p99_ms:.2f} ms, errors {sample.errors}")
-    return peak
+            result = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                    timeout=LOAD_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            result = subprocess.CompletedProcess(argv, "timeout", exc.stdout or "",
+                                                 f"killed after {LOAD_TIMEOUT}s")
+    stdout, stderr = (_text(stream) for stream in (result.stdout, result.stderr))
+    (RAW_DIR / log_name).write_text(f"$ {shlex.join(argv)}\n{stdout}\n{stderr}")
+    try:
+        sample = loadgen.TOOLS[load.tool](stdout)
+    except loadgen.ParseError as exc:
+        row.status = (f"aborted: {loadgen.describe_abort(stdout, stderr, exc)} "
+                      f"(bench/out/{log_name})")
+        rec.log(f"{row.server}: {row.load}: {row.status}")
+        return sampler.peak
+    sample.log = log_name
+    row.samples.append(asdict(sample))
+    rec.log(f"{row.server}: {row.load} run {run}/{args.runs}: {sample.rps:,.0f} req/s, "
+            f"p99 {sample.p99_ms:.2f} ms, errors {sample.errors}")
+    return sampler.peak
 
 
 def _text(stream):
@@ -349,8 +383,7 @@ def run_all(args):
         if not (servers.REPO_DIR / "httpd.py").exists():
             rec.notes.append("httpd.py not found: our server was not measured")
             selected = [s for s in selected if s.kind not in ("ours", "scaling")]
-        for server in selected:
-            bench_server(server, args, ws, rec)
+        bench_servers(selected, args, ws, rec)
     return {
         **describe_machine_and_versions(),
         "settings": {key: value for key, value in vars(args).items()

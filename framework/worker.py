@@ -31,6 +31,9 @@ RECV_SIZE = 65536
 BODY_RECV_SIZE = 262144
 OUT_HIGH_WATER = 256 * 1024  # stop answering pipelined requests until this much is sent
 LINGER_SECONDS = 2.0
+COPY_LIMIT = 16384  # bodies up to this size are copied next to their head; larger go by writev
+MAX_BUFFERS = 64  # byte strings per sendmsg
+MSG_MORE = socket.MSG_MORE
 EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
 EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -429,7 +432,11 @@ class Worker:
                 self.queue_outbuf(conn)
                 conn.out.append([response.file, response.offset, response.length])
         elif not head_only and response.body:
-            conn.outbuf += response.body
+            if len(response.body) < COPY_LIMIT:
+                conn.outbuf += response.body
+            else:  # a large body goes out beside the head (one writev), not copied into it
+                self.queue_outbuf(conn)
+                conn.out.append(response.body)
         if self.access.enabled:
             self.log_access(conn, request, response, head_only)
         conn.request = None
@@ -494,11 +501,8 @@ class Worker:
             while out:
                 item = out[0]
                 if isinstance(item, bytes):
-                    sent = sock.send(item)
-                    if sent < len(item):
-                        out[0] = item[sent:]
+                    if not self.send_buffers(sock, out):
                         break
-                    out.popleft()
                 else:
                     file, offset, remaining = item
                     sent = os.sendfile(conn.fd, file.fileno(), offset, remaining)
@@ -526,6 +530,29 @@ class Worker:
             self.close(conn)
             return
         self.want(conn, EPOLLIN)
+
+    @staticmethod
+    def send_buffers(sock: socket.socket, out: deque) -> bool:
+        """Send the byte strings at the front of ``out`` in one sendmsg (writev).
+
+        A head followed by a file is sent with MSG_MORE, so the kernel fills the first
+        segment with file data instead of sending the head alone (nginx's tcp_nopush).
+        Returns True when everything passed was sent.
+        """
+        buffers = []
+        for item in out:
+            if not isinstance(item, bytes) or len(buffers) == MAX_BUFFERS:
+                break
+            buffers.append(item)
+        flags = MSG_MORE if len(buffers) < len(out) else 0
+        sent = sock.sendmsg(buffers, (), flags) if len(buffers) > 1 else sock.send(buffers[0], flags)
+        for item in buffers:
+            if sent < len(item):
+                out[0] = item[sent:]
+                return False
+            sent -= len(item)
+            out.popleft()
+        return True
 
     def on_writable(self, conn: Connection) -> None:
         self.flush(conn)
