@@ -19,6 +19,18 @@ REPO = Path(__file__).resolve().parent.parent
 HTTPD = REPO / "httpd.py"
 
 
+def wait_for(condition: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll until ``condition()`` is truthy and return its value; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {condition}")
+        time.sleep(interval)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import build_docroot
-from support import HTTPD, ServerProcess, free_port, parse_response, running_server
+from support import HTTPD, ServerProcess, free_port, parse_response, running_server, wait_for
 
 import httpd
 from framework import __version__, config
@@ -46,18 +46,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, site: Path):
                         workers=1, max_body_size=1000, max_request_line=256,
                         max_header_size=2048, max_header_count=20, **SMALL_TIMEOUTS) as s:
         yield s
-
-
-def wait_for(condition, timeout: float = 10.0, interval: float = 0.05):
-    """Poll until ``condition()`` is truthy; return its value, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {condition}")
-        time.sleep(interval)
 
 
 def sha256(data: bytes) -> str:

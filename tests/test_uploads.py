@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from support import ServerProcess, parse_response, running_server
+from support import ServerProcess, parse_response, running_server, wait_for
 
 from framework.media import MediaStore, safe_name, with_random_suffix
 from framework.multipart import FilePart
@@ -214,17 +214,6 @@ def stored_files(server: ServerProcess) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
-
-
 def all_processed(server: ServerProcess) -> bool:
     items = []
     url = "/files/"
@@ -257,7 +246,7 @@ def server(tmp_path_factory):
 @pytest.fixture
 def unchanged(server):
     """Asserts, after the test, that neither the table nor the media store changed."""
-    wait_until(lambda: all(s in ("done", "failed") for s in statuses(server)))  # quiet first
+    wait_for(lambda: all(s in ("done", "failed") for s in statuses(server)))  # quiet first
     before = server.snapshot(FILES_TABLE), stored_files(server)
     yield
     assert (server.snapshot(FILES_TABLE), stored_files(server)) == before
@@ -298,7 +287,7 @@ def test_bytes_served_back_identical_for_a_big_binary(server):
     assert got.headers["Content-Type"] == "application/octet-stream"
     assert got.headers["Content-Disposition"] == "attachment"
     digest = hashlib.sha256(content).hexdigest()
-    wait_until(lambda: server.db().execute("SELECT sha256 FROM files WHERE rel_path = ?",
+    wait_for(lambda: server.db().execute("SELECT sha256 FROM files WHERE rel_path = ?",
                                            ("octet-stream/blob.bin",)).fetchone()[0] == digest)
 
 
@@ -594,7 +583,7 @@ def test_burst_of_20_all_get_processed(server):
         responses = list(pool.map(send, range(20)))
     assert [r.status_code for r in responses] == [201] * 20
     assert all(r.json()["processed"] is False for r in responses)
-    wait_until(lambda: all_processed(server))
+    wait_for(lambda: all_processed(server))
     with server.db() as conn:
         rows = conn.execute("SELECT status, attempts, sha256, mime_type, meta, processed_at "
                             "FROM files WHERE rel_path LIKE 'png/burst%'").fetchall()
@@ -616,7 +605,7 @@ def test_jpeg_dimensions_are_recorded(server):
                                   (rel,)).fetchone()
         return row[0] == "done" and json.loads(row[1])
 
-    assert wait_until(meta) == {"width": 640, "height": 480}
+    assert wait_for(meta) == {"width": 640, "height": 480}
 
 
 def processor_pid(server: ServerProcess) -> int | None:
@@ -636,13 +625,13 @@ def test_pending_work_survives_a_restart(tmp_path):
     try:
         urls = [upload(slow, f"r{i}.txt", f"restart {i}".encode()).json()["file"]
                 for i in range(5)]
-        wait_until(lambda: statuses(slow)[0] == "processing")  # claimed, then waiting
+        wait_for(lambda: statuses(slow)[0] == "processing")  # claimed, then waiting
     finally:
         slow.stop()
     assert statuses(slow) == ["pending"] * 5  # the claimed one was given back on TERM
     fast = ServerProcess(tmp_path, ["uploads"], upload_poll_interval=0.02).start()
     try:
-        wait_until(lambda: all_processed(fast))
+        wait_for(lambda: all_processed(fast))
         listed = fast.get("/files/").json()["results"]
         assert [item["file"].split("/media/")[1] for item in listed] == [
             u.split("/media/")[1] for u in urls]
@@ -656,12 +645,12 @@ def test_killed_processor_is_restarted_and_resumes(tmp_path):
     with running_server(tmp_path, ["uploads"], upload_poll_interval=0.02,
                         upload_processing_delay=1.0) as s:
         upload(s, "crash.txt", b"processed after a crash")
-        wait_until(lambda: statuses(s) == ["processing"])
+        wait_for(lambda: statuses(s) == ["processing"])
         old = processor_pid(s)
         assert old is not None
         os.kill(old, signal.SIGKILL)  # dies holding the file: it stays 'processing'
-        wait_until(lambda: processor_pid(s) not in (None, old), timeout=15)
-        wait_until(lambda: statuses(s) == ["done"])
+        wait_for(lambda: processor_pid(s) not in (None, old), timeout=15)
+        wait_for(lambda: statuses(s) == ["done"])
         with s.db() as conn:
             assert conn.execute("SELECT attempts FROM files").fetchone() == (2,)
 
@@ -671,10 +660,10 @@ def test_failures_are_retried_three_times_then_failed(tmp_path):
                         upload_processing_delay=0.3) as s:
         url = upload(s, "vanishing.txt", b"removed before processing").json()["file"]
         media_path(s, url).unlink()  # the processor will not find it
-        wait_until(lambda: statuses(s) == ["failed"])
+        wait_for(lambda: statuses(s) == ["failed"])
         with s.db() as conn:
             assert conn.execute("SELECT attempts, sha256 FROM files").fetchone() == (4, None)
         assert s.get("/files/").json()["results"][0]["processed"] is False
         good = upload(s, "fine.txt", b"the queue moves on").json()["file"]
-        wait_until(lambda: statuses(s) == ["failed", "done"])
+        wait_for(lambda: statuses(s) == ["failed", "done"])
         assert requests.get(good, timeout=10).content == b"the queue moves on"
