@@ -6,6 +6,7 @@ deadlines once a second, so "closed" is awaited with a few seconds of patience, 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -620,11 +621,8 @@ def test_flags_override_the_config_file(tmp_path: Path, site: Path) -> None:
     port = free_port()
     config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1,
                           port=free_port(), access_log=str(tmp_path / "file.log"))
-    proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
-                             "-r", str(other), "-w", "3", "--access-log",
-                             str(tmp_path / "flag.log")],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with httpd_process(tmp_path, "-c", str(config_file), "-p", str(port), "-r", str(other),
+                       "-w", "3", "--access-log", str(tmp_path / "flag.log")) as proc:
         r = wait_for(lambda: try_get(f"http://127.0.0.1:{port}/"))
         assert r.content == b"flag root"
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
@@ -632,24 +630,15 @@ def test_flags_override_the_config_file(tmp_path: Path, site: Path) -> None:
         wait_for(lambda: (tmp_path / "flag.log").exists()
                  and "GET / HTTP/1.1" in (tmp_path / "flag.log").read_text(), timeout=5)
         assert not (tmp_path / "file.log").exists()
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def test_host_flag(tmp_path: Path, site: Path) -> None:
     port = free_port()
     config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
-    proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
-                             "-H", "127.0.0.2"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with httpd_process(tmp_path, "-c", str(config_file), "-p", str(port), "-H", "127.0.0.2"):
         r = wait_for(lambda: try_get(f"http://127.0.0.2:{port}/text..txt"))
         assert r.content == b"double dot ok"
         assert refused(port)  # not listening on 127.0.0.1
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def settings_from(argv: list[str]) -> dict:
@@ -716,17 +705,24 @@ def try_get(url: str) -> requests.Response | None:
         return None
 
 
+@contextlib.contextmanager
+def httpd_process(cwd: Path, *args: str):
+    """Run ``httpd.py args`` until the block ends; then ``proc.output`` is (stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, str(HTTPD), *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.output = proc.communicate(timeout=15)
+
+
 def test_seed_spelling_of_the_config_flag(tmp_path: Path, site: Path) -> None:
     port = free_port()
     config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1, port=port)
-    proc = subprocess.Popen([sys.executable, str(HTTPD), "-config", str(config_file)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with httpd_process(tmp_path, "-config", str(config_file)):
         r = wait_for(lambda: try_get(f"http://127.0.0.1:{port}/text..txt"))
         assert r.content == b"double dot ok"
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def test_version(tmp_path: Path) -> None:
@@ -747,14 +743,10 @@ def test_log_level_flag(tmp_path: Path, site: Path) -> None:
     for level, expect_info in (("info", True), ("warning", False)):
         port = free_port()
         config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
-        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
-                                 "--log-level", level], cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
+        with httpd_process(tmp_path, "-c", str(config_file), "-p", str(port),
+                           "--log-level", level) as proc:
             wait_for(lambda url=f"http://127.0.0.1:{port}/": try_get(url))
-        finally:
-            proc.terminate()
-            _, stderr = proc.communicate(timeout=15)
+        stderr = proc.output[1]
         assert ("listening on" in stderr) is expect_info, stderr
 
 
@@ -797,14 +789,10 @@ def test_access_log_to_stdout_and_off(tmp_path: Path, site: Path) -> None:
     for target in ("-", "off"):
         port = free_port()
         config_file = write_config(tmp_path / "config.json", document_root=str(site), workers=1)
-        proc = subprocess.Popen([sys.executable, str(HTTPD), "-c", str(config_file), "-p", str(port),
-                                 "--access-log", target], cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        try:
+        with httpd_process(tmp_path, "-c", str(config_file), "-p", str(port),
+                           "--access-log", target) as proc:
             wait_for(lambda url=f"http://127.0.0.1:{port}/text..txt?stdout-check": try_get(url))
-        finally:
-            proc.terminate()
-            stdout, _ = proc.communicate(timeout=15)
+        stdout = proc.output[0]
         logged = [line for line in stdout.splitlines() if "stdout-check" in line]
         if target == "-":
             assert len(logged) == 1 and CLF.match(logged[0]), stdout
