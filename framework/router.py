@@ -25,7 +25,7 @@ CONVERTERS = {"int": r"[0-9]+", "str": r"[^/]+", "path": r".+"}
 BODY_MEDIA_TYPES = {"json": "application/json", "multipart": "multipart/form-data"}
 ANY_SEGMENT = ""  # index key of patterns whose first segment is itself a parameter
 RECENT_PATHS = 4096  # how many paths' matches are remembered
-MISSING = object()
+MISSING, CLAIMED, UNCLAIMED = object(), object(), object()
 
 
 @dataclass
@@ -112,20 +112,37 @@ class Router:
         """
         if len(prefix) > 1 and prefix not in self.prefixes:
             self.prefixes.append(prefix)
+            self.recent.clear()
 
     def match(self, path: str) -> tuple[dict[str, Route], dict[str, Any]] | None:
         """The routes at ``path`` by method, and the converted parameters; None if unclaimed.
 
-        Answers are remembered per path (a bounded dict), since the same paths come again
-        and again; the parameters are copied so a handler cannot change the remembered ones.
+        The parameters are copied so a handler cannot change the remembered ones.
         """
+        found = self.remembered(path)
+        if found is CLAIMED or found is UNCLAIMED:
+            return None
+        return found if not found[1] else (found[0], dict(found[1]))
+
+    def claims(self, path: str) -> bool:
+        """True when ``path`` lies under a prefix the apps own (see ``claim``)."""
+        found = self.remembered(path)
+        if found is CLAIMED or found is UNCLAIMED:
+            return found is CLAIMED
+        return self.under_prefix(path)
+
+    def remembered(self, path: str) -> Any:
+        """What ``path`` leads to, remembered per path in a bounded dict, since the same paths
+        come again and again: a match, or CLAIMED / UNCLAIMED for a path no route matches."""
         found = self.recent.get(path, MISSING)
         if found is MISSING:
             found = self.lookup(path)
+            if found is None:
+                found = CLAIMED if self.under_prefix(path) else UNCLAIMED
             if len(self.recent) >= RECENT_PATHS:
                 self.recent.clear()
             self.recent[path] = found
-        return found if found is None or not found[1] else (found[0], dict(found[1]))
+        return found
 
     def lookup(self, path: str) -> tuple[dict[str, Route], dict[str, Any]] | None:
         key = without_trailing_slash(normalize_path(path))
@@ -142,8 +159,7 @@ class Router:
                     return pattern.routes, params
         return None
 
-    def claims(self, path: str) -> bool:
-        """True when ``path`` lies under a prefix the apps own (see ``claim``)."""
+    def under_prefix(self, path: str) -> bool:
         path = normalize_path(path)
         return any(path.startswith(prefix) for prefix in self.prefixes)
 
