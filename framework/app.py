@@ -34,6 +34,7 @@ from framework.messages import Response, json_response
 from framework.protocol import Request
 from framework.router import Route
 from framework.urls import parse_query
+from framework.validate import bounded
 
 ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -71,7 +72,12 @@ def error_response(status: int, message: str, fields: dict[str, list[str]] | Non
 
 
 def validation_error(fields: dict[str, list[str]]) -> ApiError:
-    return ApiError(400, "Request validation has failed", fields)
+    """The 400 for per-field problems; at most MAX_FIELDS fields are listed, the rest counted."""
+    kept, dropped = bounded(fields)
+    message = "Request validation has failed"
+    if dropped:
+        message += f" ({dropped} more problems not listed)"
+    return ApiError(400, message, kept)
 
 
 class ApiRequest:

@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from framework import heartbeat
+
 log = logging.getLogger("httpd.db")
+PROGRESS_STEPS = 1_000_000  # SQLite VM steps between heartbeats (about a few ms of work)
 
 _connection: sqlite3.Connection | None = None
 
@@ -39,6 +42,8 @@ def open_connection(settings: dict[str, Any]) -> sqlite3.Connection:
     if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):  # validated by config too
         raise ValueError(synchronous)
     conn.execute(f"PRAGMA synchronous={synchronous}")
+    # a long statement (a huge import) keeps the worker's heartbeat going; a stuck one not
+    conn.set_progress_handler(heartbeat.progress_handler, PROGRESS_STEPS)
     return conn
 
 
@@ -55,6 +60,12 @@ def close_connection() -> None:
     if _connection is not None:
         _connection.close()
     _connection = None
+
+
+def is_contention(exc: BaseException) -> bool:
+    """True for "database is locked/busy": another process held the write lock too long."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
 
 
 def abandon_transaction() -> None:

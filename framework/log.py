@@ -20,6 +20,18 @@ def setup_error_log(level: str) -> None:
     root.setLevel(level.upper())
 
 
+def reopen_error_log() -> None:
+    """Reopen file handlers of the error log; stderr (the default) needs nothing."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.close()
+                handler.stream = handler._open()
+            finally:
+                handler.release()
+
+
 class AccessLog:
     """Collects Combined Log Format lines and writes them in batches.
 
@@ -28,16 +40,35 @@ class AccessLog:
     """
 
     def __init__(self, target: str) -> None:
+        self.target = target
         self.enabled = target != "off"
         self.fd = -1
         if target == "-":
             self.fd = sys.stdout.fileno()
         elif self.enabled:
-            self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self.fd = self.open()
         self.lines: list[str] = []
         self.size = 0
         self.stamp_second = -1
         self.stamp = ""
+
+    def open(self) -> int:
+        return os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def reopen(self) -> None:
+        """After logrotate moved the file (SIGUSR1): flush to the old file, open the path anew."""
+        if not self.enabled or self.target == "-":
+            return
+        self.flush()
+        try:
+            fd = self.open()
+        except OSError as exc:
+            logging.getLogger("httpd").error("cannot reopen the access log %s: %s",
+                                             self.target, exc)
+            return
+        os.close(self.fd)
+        self.fd = fd
+        logging.getLogger("httpd").info("access log reopened")
 
     def timestamp(self, now: float) -> str:
         second = int(now)

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from framework.log import reopen_error_log
 from framework.worker import Worker
 
 log = logging.getLogger("httpd.master")
@@ -27,8 +28,13 @@ PR_SET_PDEATHSIG = 1
 SIGNALS = {
     signal.SIGHUP: "hup", signal.SIGTERM: "term", signal.SIGINT: "int",
     signal.SIGQUIT: "quit", signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou",
-    signal.SIGCHLD: "chld",
+    signal.SIGCHLD: "chld", signal.SIGUSR1: "usr1", signal.SIGUSR2: "usr2",
+    signal.SIGWINCH: "winch",
 }
+# children ignore these until they install their own handlers: a signal forwarded to a
+# child in its first instant must not kill it (the default action of USR1/USR2 is to die)
+CHILD_IGNORED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGHUP,
+                 signal.SIGTTIN, signal.SIGTTOU)
 BACKOFF_MAX = 10.0  # seconds between spawns while children keep dying at start-up
 EARLY_DEATH = 2.0  # a child that dies sooner than this after spawning counts as crash-looping
 DEFER_ACCEPT_SECONDS = 5  # how long the kernel holds a silent new connection before accept
@@ -69,8 +75,10 @@ class Master:
         self.children: dict[int, Child] = {}
         self.signal_queue: list[int] = []
         self.generation = 0
-        self.crash_streak = 0
-        self.next_spawn = 0.0
+        # crash-loop back-off per role ("worker" or a service name): a service that keeps
+        # dying must not delay the replacement of a killed worker
+        self.crash_streak: dict[str, int] = {}
+        self.next_spawn: dict[str, float] = {}
         self.stopping = False
         self.listener: socket.socket | None = None
         self.pid = os.getpid()
@@ -145,6 +153,22 @@ class Master:
     def handle_quit(self) -> None:
         self.stop(graceful=False)
 
+    def handle_usr1(self) -> None:
+        """Reopen log files (logrotate's signal): here, and in every child."""
+        reopen_error_log()
+        log.info("USR1: reopening log files")
+        for child in list(self.children.values()):
+            try:
+                os.kill(child.pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+
+    def handle_usr2(self) -> None:
+        log.warning("USR2 (binary upgrade) is not supported by this version; ignored")
+
+    def handle_winch(self) -> None:
+        pass  # terminal resizes and nginx's "stop the workers" are not ours: ignored
+
     def handle_ttin(self) -> None:
         self.target_workers += 1
         log.info("TTIN: workers -> %d", self.target_workers)
@@ -170,8 +194,8 @@ class Master:
         self.target_workers = plan.settings["workers"]
         self.generation += 1
         log.info("HUP: config reloaded, replacing workers (generation %d)", self.generation)
-        self.crash_streak = 0
-        self.next_spawn = 0.0
+        self.crash_streak.clear()
+        self.next_spawn.clear()
         self.manage_children()
         for child in list(self.children.values()):
             if child.generation < self.generation:
@@ -204,12 +228,13 @@ class Master:
         missing_services = [s for s in self.plan.services if s.name not in running]
         if not wanted and not missing_services:
             return
-        if time.monotonic() < self.next_spawn:
-            return
+        now = time.monotonic()
         for service in missing_services:
-            self.spawn(service.name, lambda s=service: s.target(self.plan.settings))
-        for _ in range(wanted):
-            self.spawn_worker()
+            if now >= self.next_spawn.get(service.name, 0.0):
+                self.spawn(service.name, lambda s=service: s.target(self.plan.settings))
+        if now >= self.next_spawn.get("worker", 0.0):
+            for _ in range(wanted):
+                self.spawn_worker()
 
     def spawn_worker(self) -> None:
         heartbeat = tempfile.TemporaryFile(prefix="httpd-heartbeat-")
@@ -243,6 +268,8 @@ class Master:
         signal.set_wakeup_fd(-1)
         for signum in SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
+        for signum in CHILD_IGNORED:
+            signal.signal(signum, signal.SIG_IGN)
         os.close(self.wake_r)
         os.close(self.wake_w)
         try:
@@ -272,11 +299,12 @@ class Master:
             log.warning("%s %d exited with %s; replacing it", child.kind, pid,
                         f"signal {-code}" if code < 0 else f"code {code}")
             if time.monotonic() - child.started < EARLY_DEATH:
-                self.crash_streak += 1
-                delay = min(0.1 * 2 ** self.crash_streak, BACKOFF_MAX)
-                self.next_spawn = time.monotonic() + delay
+                streak = self.crash_streak.get(child.kind, 0) + 1
+                self.crash_streak[child.kind] = streak
+                delay = min(0.1 * 2 ** streak, BACKOFF_MAX)
+                self.next_spawn[child.kind] = time.monotonic() + delay
             else:
-                self.crash_streak = 0
+                self.crash_streak.pop(child.kind, None)
 
     def murder_workers(self) -> None:
         """Kill workers that stopped sending heartbeats (stuck in a handler, or wedged)."""

@@ -320,6 +320,11 @@ class FileSink:
         self.file.close()
 
 
+# Python codecs that are not character sets a client may name (RFC 7578 §4.4)
+NOT_CHARSETS = frozenset(("idna", "punycode", "unicode-escape", "raw-unicode-escape",
+                          "undefined", "palmos", "mbcs", "oem"))
+
+
 class FieldSink:
     """Collects a text field in memory, up to its cap."""
 
@@ -337,10 +342,18 @@ class FieldSink:
 
     def text(self) -> str:
         try:
-            return self.data.decode(self.charset)
-        except (LookupError, UnicodeDecodeError):
+            codec = codecs.lookup(self.charset).name
+            if codec in NOT_CHARSETS:
+                raise LookupError(codec)
+            text = self.data.decode(codec)
+            text.encode("utf-8")  # a lone surrogate (utf-7 "+2ADY-") is no text either
+        except LookupError:
+            raise MultipartError(f"form field {self.name!r} has an unknown charset "
+                                 f"{self.charset[:40]!r}") from None
+        except (UnicodeDecodeError, UnicodeEncodeError):
             raise MultipartError(f"form field {self.name!r} is not valid "
-                                 f"{self.charset}") from None
+                                 f"{self.charset[:40]}") from None
+        return text
 
 
 # -- header fields ---------------------------------------------------------------------------

@@ -30,7 +30,15 @@ BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 BAD_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 HTTP_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-HOST_VALUE = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=:\[\]]*")
+# RFC 3986 §3.2.2 host (IP-literal, IPv4 or reg-name) with an optional port (RFC 9110 §7.2)
+HOST_VALUE = re.compile(
+    r"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+    r"|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+# RFC 9110 §9: the methods HTTP defines. The parser takes any token as a method; the
+# handlers answer 501 to one outside this set (405 is for a known method not allowed)
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+                           "TRACE", "PATCH"))
+OWS = " \t"  # RFC 9110 §5.6.3: optional whitespace is SP and HTAB, never other spaces
 ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)")
 
 
@@ -122,8 +130,19 @@ def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
 
 
 def check_incomplete_head(buf: bytearray, limits: Limits) -> None:
-    """Refuse a head that can no longer become acceptable, without waiting for its end."""
+    """Refuse a head that can no longer become acceptable, without waiting for its end.
+
+    Bytes that cannot start a request line (a TLS ClientHello on the plain port, binary
+    garbage) are refused at once instead of waiting for the header timeout.
+    """
     first_lf = buf.find(b"\n")
+    line = bytes(buf[:first_lf] if first_lf >= 0 else buf[:limits.max_request_line + 2])
+    space = line.find(b" ")
+    method = (line if space < 0 else line[:space]).rstrip(b"\r")
+    if method.translate(None, TCHAR) or space == 0:
+        raise HttpError(400, "malformed request line")
+    if BAD_CONTROL.search(buf):
+        raise HttpError(400, "control character in request head")
     if first_lf < 0:
         if len(buf) > limits.max_request_line:
             raise HttpError(414)
@@ -165,9 +184,9 @@ def parse_fields(lines: list[str]) -> dict[str, str]:
                              or TOKEN.fullmatch(name)):
             raise field_error(line)
         key = name.lower()
-        value = value.strip(" \t")
+        value = value.strip(OWS)
         if key in headers:
-            if key in ("host", "content-length", "transfer-encoding"):
+            if key in ("host", "content-length"):
                 raise HttpError(400, f"duplicate {key} header")
             value = headers[key] + ("; " if key == "cookie" else ", ") + value
         headers[key] = value
@@ -190,8 +209,11 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
     if target[0] != "/":
         absolute = ABSOLUTE_FORM.fullmatch(target.encode("ascii"))
         if absolute:
-            # RFC 9112 §3.2.2: the authority in an absolute-form target replaces Host.
+            # RFC 9112 §3.2.2: the authority in an absolute-form target replaces Host; an
+            # http(s) URI needs a non-empty host, validated like the Host field below
             request.host = absolute.group(1).decode("ascii")
+            if not request.host or request.host[0] == ":":
+                raise HttpError(400, "malformed request target")
             rest = absolute.group(2).decode("ascii")
             path, _, request.query = rest.partition("#")[0].partition("?")
             request.path = path or "/"
@@ -205,7 +227,10 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
     connection = headers.get("connection")
     if connection:
         # a list of tokens (RFC 9110 §7.6.1), compared whole: "closed" is not "close"
-        tokens = {token.strip() for token in connection.lower().split(",")}
+        tokens = {token.strip(OWS) for token in connection.lower().split(",")}
+        tokens.discard("")
+        if not all(TOKEN.fullmatch(token) for token in tokens):
+            raise HttpError(400, "malformed Connection header")
         request.keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
     else:
         request.keep_alive = http11
@@ -217,11 +242,15 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
             raise HttpError(400, "both Content-Length and Transfer-Encoding")  # RFC 9112 §6.1
         if not http11:
             raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")
-        codings = [c.strip().lower() for c in te.split(",")]
+        # a list (RFC 9110 §5.6.1): empty elements are allowed, anything else is a token
+        codings = [c.strip(OWS).lower() for c in te.split(",")]
+        codings = [c for c in codings if c]
+        if not codings or not all(TOKEN.fullmatch(c) for c in codings):
+            raise HttpError(400, "malformed Transfer-Encoding")
         if codings[-1] != "chunked" or codings.count("chunked") > 1:
             raise HttpError(400, "chunked must be the final transfer coding")
         if len(codings) > 1:
-            raise HttpError(501, "unsupported transfer coding")
+            raise HttpError(501, "unsupported transfer coding")  # RFC 9112 §6.1
         request.chunked = True
     elif cl is not None:
         if not cl.isdigit() or not cl.isascii() or len(cl) > 18:
@@ -294,7 +323,11 @@ class ChunkedDecoder:
         return line
 
     def start_chunk(self, line: bytes) -> None:
-        size_text = line.split(b";", 1)[0].rstrip(b" \t")  # chunk extensions are ignored
+        # chunk-size is 1*HEXDIG; whitespace (BWS) may only precede a ";" extension,
+        # and extensions are ignored
+        size_text, semicolon, _ = line.partition(b";")
+        if semicolon:
+            size_text = size_text.rstrip(b" \t")
         if not size_text or size_text.translate(None, b"0123456789abcdefABCDEF") \
                 or len(size_text) > 15:
             raise HttpError(400, "malformed chunk size")
@@ -316,8 +349,21 @@ def status_line(status: int) -> bytes:
 STATUS_LINES = {status: status_line(status) for status in REASONS}
 
 
+class UnsafeHeader(ValueError):
+    """A response field that would break the head: CR, LF or NUL in a name or value."""
+
+
 def serialize_fields(fields: list[tuple[str, str]]) -> bytes:
-    return "".join([f"{name}: {value}\r\n" for name, value in fields]).encode("latin-1", "replace")
+    """Response header fields as bytes. Every response head passes through here.
+
+    A CR, LF or NUL in a name or value (an app's mistake, or a reflected request value)
+    would split the head or inject fields: refused with ``UnsafeHeader``, never sent.
+    """
+    text = "".join([f"{name}: {value}\r\n" for name, value in fields])
+    count = len(fields)
+    if text.count("\n") != count or text.count("\r") != count or "\0" in text:
+        raise UnsafeHeader("CR, LF or NUL in a response header field")
+    return text.encode("latin-1", "replace")
 
 
 def serialize_head(status: int, fields: list[tuple[str, str]], raw: bytes = b"") -> bytes:

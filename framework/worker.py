@@ -19,10 +19,11 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
+from framework import heartbeat
 from framework.log import AccessLog
 from framework.messages import Response, http_date, text_response
 from framework.protocol import STATUS_LINES, ChunkedDecoder, HttpError, Limits, Request, \
-    parse_head, serialize_fields, status_line
+    UnsafeHeader, parse_head, serialize_fields, status_line
 
 log = logging.getLogger("httpd.worker")
 
@@ -31,6 +32,7 @@ RECV_SIZE = 65536
 BODY_RECV_SIZE = 262144
 OUT_HIGH_WATER = 256 * 1024  # stop answering pipelined requests until this much is sent
 LINGER_SECONDS = 2.0
+RECLAIM_BATCH = 16  # idle keep-alive connections closed at once when the cap is reached
 COPY_LIMIT = 16384  # bodies up to this size are copied next to their head; larger go by writev
 MAX_BUFFERS = 64  # byte strings per sendmsg
 MSG_MORE = socket.MSG_MORE
@@ -80,6 +82,10 @@ class Connection:
         self.events = EPOLLIN
 
 
+def deadline_of(conn: Connection) -> float:
+    return conn.deadline
+
+
 class Worker:
     def __init__(self, listener: socket.socket, app: Application, settings: dict[str, Any],
                  heartbeat_fd: int, master_pid: int) -> None:
@@ -107,6 +113,7 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> None:
+        heartbeat.install(self.heartbeat_fd)
         self.setup_signals()
         self.listener.setblocking(False)
         self.start_accepting()
@@ -123,8 +130,10 @@ class Worker:
         signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(sig, self.note_signal)
-        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
-            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, self.note_signal)  # reopen the log files (logrotate)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2,
+                    signal.SIGWINCH):
+            signal.signal(sig, signal.SIG_IGN)  # the master's business
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.epoll.register(rfd, EPOLLIN)
 
@@ -168,6 +177,9 @@ class Worker:
             signum = self.signals.pop(0)
             if signum == signal.SIGQUIT:
                 raise SystemExit(0)
+            if signum == signal.SIGUSR1:
+                self.access.reopen()
+                continue
             self.begin_graceful_stop()
 
     # -- the loop --------------------------------------------------------------------------
@@ -183,7 +195,10 @@ class Worker:
             self.now = time.monotonic()
             for fd, ev in events:
                 if fd == lfd:
-                    self.accept_all()
+                    # the listener may have been closed earlier in this batch (a graceful
+                    # stop begun by a signal or the tick): its event is stale then
+                    if self.accepting:
+                        self.accept_all()
                     continue
                 conn = conns.get(fd)
                 if conn is None:
@@ -200,7 +215,7 @@ class Worker:
     def tick(self) -> None:
         """Once a second: heartbeat, timeouts, orphan check, log flush."""
         self.next_tick = self.now + 1.0
-        os.utime(self.heartbeat_fd)
+        heartbeat.beat()
         if os.getppid() != self.master_pid:
             self.begin_graceful_stop()
         self.access.flush()
@@ -217,8 +232,10 @@ class Worker:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    if self.reclaim_idle():
+                        continue
                     log.warning("accept failed: %s", exc)
-                    self.stop_accepting()  # retried when a connection closes
+                    self.stop_accepting()  # retried when a connection closes or idles
                     return
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
@@ -229,9 +246,26 @@ class Worker:
             conns[conn.fd] = conn
             self.epoll.register(conn.fd, EPOLLIN)
             self.on_readable(conn)  # with deferred accept the request is usually here already
-            if len(conns) >= limit:
-                self.stop_accepting()
+            if len(conns) >= limit and not self.reclaim_idle():
+                self.stop_accepting()  # every connection is busy: wait for one to idle
                 return
+
+    def reclaim_idle(self) -> bool:
+        """At the connection cap, close the oldest idle keep-alive connections.
+
+        As nginx does ("reusing connections"): a new client matters more than an idle one,
+        which may reconnect at any time. Closes up to RECLAIM_BATCH at once, so a full worker
+        scans its connections once per batch of new clients, not once per accept. False when
+        no connection is idle.  At most a quarter of the idle ones go in one batch.
+        """
+        idle = [c for c in self.conns.values()
+                if c.state == IDLE and not c.out and not c.outbuf]
+        if not idle:
+            return False
+        idle.sort(key=deadline_of)  # the idle deadline is last activity + keepalive_timeout
+        for conn in idle[:min(RECLAIM_BATCH, 1 + len(idle) // 4)]:
+            self.close(conn)
+        return True
 
     def close(self, conn: Connection) -> None:
         if self.conns.pop(conn.fd, None) is None:
@@ -414,13 +448,18 @@ class Worker:
             finally:
                 if request.body_file is not None:
                     request.body_file.close()
+        try:
+            fields = serialize_fields(response.headers) if response.headers else b""
+        except UnsafeHeader as exc:
+            log.error("%s in the answer to %r; sending 500 instead", exc, request)
+            response = self.app.error(500, "Internal Server Error", request)
+            fields = serialize_fields(response.headers)
         keep_alive = (request is not None and request.keep_alive and not close
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
         status = response.status
         conn.outbuf += b"%s%s%s%s%s%s" % (
-            STATUS_LINES.get(status) or status_line(status), response.raw,
-            serialize_fields(response.headers) if response.headers else b"",
+            STATUS_LINES.get(status) or status_line(status), response.raw, fields,
             self.date_and_server(),
             b"Content-Length: %d\r\n" % response.length
             if status >= 200 and status != 204 and status != 304 else b"",
@@ -441,6 +480,8 @@ class Worker:
             self.log_access(conn, request, response, head_only)
         conn.request = None
         if keep_alive:
+            if not self.accepting and not self.stopping:
+                self.start_accepting()  # stopped at the cap: this connection can be reclaimed
             conn.state = HEAD if conn.inbuf else IDLE
             conn.deadline = self.now + (self.s["header_timeout"] if conn.inbuf
                                         else self.s["keepalive_timeout"])

@@ -13,11 +13,12 @@ from typing import Any
 from framework import db, openapi
 from framework.app import ApiError, ApiRequest, App, error_response
 from framework.messages import Response, json_response
-from framework.protocol import REASONS, Request
+from framework.protocol import KNOWN_METHODS, REASONS, Request
 from framework.router import BODY_MEDIA_TYPES, Route, Router
 from handlers.static import StaticFiles, html_error
 
 log = logging.getLogger("httpd.api")
+RETRY_AFTER_SECONDS = 2
 
 core = App("core", title="Server: health and API documentation", claims=["/api/"])
 
@@ -92,10 +93,13 @@ class Dispatcher:
     def resolve(self, request: Request) -> tuple[Route, dict[str, Any]] | Response | None:
         """The route and parameters for a request, a refusal, or None (a static path)."""
         match = self.router.match(request.path)
+        known = request.method in KNOWN_METHODS
         if match is None:
             if self.router.claims(request.path):
-                return error_response(404, "no such endpoint")
-            return None
+                return error_response(404, "no such endpoint") if known else unknown_method(request)
+            return None if known else html_error(501, REASONS[501])
+        if not known:
+            return unknown_method(request)
         methods, params = match
         route = pick(methods, request.method)
         if route is None:
@@ -118,9 +122,14 @@ class Dispatcher:
                 response = json_response(result, route.status)
         except ApiError as exc:
             response = exc.response()
-        except Exception:
-            log.exception("handler %s %s failed", route.method, route.pattern)
-            response = error_response(500, "internal server error")
+        except Exception as exc:
+            if db.is_contention(exc):  # another writer held the lock past the busy timeout
+                log.warning("%s %s: %s; answered 503", route.method, route.pattern, exc)
+                response = error_response(503, "the database is busy; retry shortly", None,
+                                          [("Retry-After", str(RETRY_AFTER_SECONDS))])
+            else:
+                log.exception("handler %s %s failed", route.method, route.pattern)
+                response = error_response(500, "internal server error")
         finally:
             db.abandon_transaction()
         if req.response_headers:
@@ -141,6 +150,11 @@ def pick(methods: dict[str, Route], method: str) -> Route | None:
     if route is None and method == "HEAD":
         route = methods.get("GET")
     return route
+
+
+def unknown_method(request: Request) -> Response:
+    """RFC 9110 §9.1: a method the server does not recognise is 501, not 405."""
+    return error_response(501, f"method {request.method} is not implemented")
 
 
 def not_allowed(methods: dict[str, Route], method: str) -> Response:

@@ -13,6 +13,7 @@ from framework.protocol import (
     ChunkedDecoder,
     HttpError,
     Limits,
+    UnsafeHeader,
     parse_head,
     serialize_head,
 )
@@ -69,6 +70,16 @@ VALID = [
     (head("Host: a", "Connection: Upgrade, close"), {"keep_alive": False}),
     (head("Host: a", "Connection: closed-caption"), {"keep_alive": True}),
     (head("Host: a", "Connection: keep-alive"), {"keep_alive": True}),
+    (head("Host: a", "Connection: , close,"), {"keep_alive": False}),  # empty list elements
+    (head("Host: [::1]:8080"), {"host": "[::1]:8080"}),
+    (head("Host: 127.0.0.1:80"), {"host": "127.0.0.1:80"}),
+    (head("Host: xn--d1acufc.xn--p1ai"), {"host": "xn--d1acufc.xn--p1ai"}),
+    (head("Host: a", "Transfer-Encoding: , chunked", request_line="POST / HTTP/1.1"),
+     {"chunked": True}),
+    (head("Host: a", "Transfer-Encoding: \tChunked ", request_line="POST / HTTP/1.1"),
+     {"chunked": True}),
+    (head("Host: a", request_line="GET http://[::1]:8080/x HTTP/1.1"),
+     {"host": "[::1]:8080", "path": "/x"}),
     # absolute-form: the authority replaces Host (RFC 9112 §3.2.2)
     (head("Host: other", request_line="GET http://example.com/p/q?x=1 HTTP/1.1"),
      {"host": "example.com", "path": "/p/q", "query": "x=1"}),
@@ -257,6 +268,36 @@ INVALID = [
     (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
     (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
     (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: deflate, chunked\r\n\r\n", 501),
+    # whitespace other than SP/HTAB is not optional whitespace (RFC 9110 §5.6.3): str.strip()
+    # would take these for spaces, and a proxy would not -- a request smuggling vector
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \xa0chunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\xa0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x85chunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0cchunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,\xa0chunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \xa05\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\xa0\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: \xa0a\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\x85\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: \xa0close\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\x85\r\n\r\n", 400),
+    # several Transfer-Encoding fields form one list (RFC 9110 §5.3): same rules
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+     501),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+     400),
+    (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: br, chunked\r\n\r\n", 501),
+    # an absolute-form authority is validated like Host
+    (b"GET http://[::1/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET http://::1]/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET http://:80/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET http://a:b/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a]\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
     # Expect (RFC 9110 §10.1.1)
     (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 200-ok\r\n\r\n", 417),
 ]
@@ -428,6 +469,12 @@ CHUNKED_INVALID = [
     (b"5\r\nhello\r\n0\r\nNoColon\r\n\r\n", 400),  # malformed trailer
     (b"5\r\nhello\r\n0\r\n folded: x\r\n\r\n", 400),
     (b"5;" + b"e" * 5000, 400),  # an endless chunk line
+    # chunk-size is 1*HEXDIG: whitespace only before an extension's ";" (RFC 9112 §7.1.1)
+    (b"5 \r\nhello\r\n0\r\n\r\n", 400),
+    (b"5\t\r\nhello\r\n0\r\n\r\n", 400),
+    (b" 5\r\nhello\r\n0\r\n\r\n", 400),
+    (b"5\xa0\r\nhello\r\n0\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0 \r\n\r\n", 400),
 ]
 
 
@@ -482,3 +529,47 @@ def test_reason_phrases_are_the_standard_ones(status: int, reason: str) -> None:
 def test_serialize_head() -> None:
     raw = serialize_head(404, [("Content-Type", "text/html"), ("X-A", "b")])
     assert raw == b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nX-A: b\r\n\r\n"
+
+
+# -- refusing at once what can never become a request --------------------------------------
+
+@pytest.mark.parametrize("prefix", [
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello, no CRLF in sight
+    b"\x00\x00\x00",
+    b"\xff\xfe",
+    b"GE\x00",
+    b"GET(",
+    b" GET / HTTP/1.1",
+    b"GET /\x00",
+    b"\r\n\x16\x03\x01",  # after the empty lines RFC 9112 §2.2 allows
+])
+def test_bytes_that_cannot_start_a_request_are_refused_before_the_head_ends(prefix: bytes) -> None:
+    with pytest.raises(HttpError) as info:
+        parse_head(bytearray(prefix), LIMITS)
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("prefix", [b"G", b"GET", b"GET ", b"GET /a", b"M-SEARCH * HTTP/1.1\r\n",
+                                    b"\r\n", b"\r\nGET / HTTP/1.1\r\nHost: a\r\n"])
+def test_a_plausible_beginning_waits_for_more(prefix: bytes) -> None:
+    assert parse_head(bytearray(prefix), LIMITS) is None
+
+
+# -- the one response serializer refuses to split a head ------------------------------------
+
+@pytest.mark.parametrize("fields", [
+    [("Location", "/a\r\nSet-Cookie: x=1")],
+    [("X-A", "b\nc")],
+    [("X-A", "b\rc")],
+    [("X-A", "b\x00c")],
+    [("X-A\r\nX-B", "c")],
+    [("X-A", "ok"), ("X-B", "\r\n")],
+])
+def test_response_fields_with_cr_lf_or_nul_are_refused(fields) -> None:
+    with pytest.raises(UnsafeHeader):
+        serialize_head(200, fields)
+
+
+def test_ordinary_response_fields_serialize() -> None:
+    assert serialize_head(200, [("X-A", "b\tc"), ("Location", "/caf%C3%A9")]) == (
+        b"HTTP/1.1 200 OK\r\nX-A: b\tc\r\nLocation: /caf%C3%A9\r\n\r\n")

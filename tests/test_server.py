@@ -302,19 +302,43 @@ def test_slowloris_costs_a_descriptor_not_the_worker(server) -> None:
             sock.close()
 
 
-def test_connection_cap_per_worker(tmp_path: Path, site: Path) -> None:
+def test_connection_cap_reclaims_the_oldest_idle_keepalive(tmp_path: Path, site: Path) -> None:
+    """At max_connections, idle keep-alive connections make room for new clients (nginx's
+    "reusing connections"): the newcomer is served at once, the oldest idle one is closed."""
     with running_server(tmp_path, [], document_root=site, workers=1, max_connections=3,
                         keepalive_timeout=30.0) as server:
         held = [server.connect() for _ in range(3)]
         try:
-            for conn in held:  # make sure the worker has accepted each of them
+            for conn in held:  # make sure the worker has accepted each of them, in order
                 conn.send(get("/text..txt"))
                 assert conn.response()[0] == 200
+                time.sleep(0.05)
+            with server.connect(timeout=3) as newcomer:
+                newcomer.send(get("/text..txt"))
+                assert newcomer.response()[::2] == (200, b"double dot ok")
+            held[0].sock.settimeout(3)
+            assert held[0].sock.recv(1) == b"", "the oldest idle connection was not closed"
+            held[2].send(get("/text..txt"))  # the newest idle one was kept
+            assert held[2].response()[0] == 200
+        finally:
+            for conn in held:
+                conn.close()
+
+
+def test_connection_cap_waits_while_every_connection_is_busy(tmp_path: Path, site: Path) -> None:
+    with running_server(tmp_path, [], document_root=site, workers=1, max_connections=3,
+                        keepalive_timeout=30.0, header_timeout=30.0) as server:
+        held = [server.connect() for _ in range(3)]
+        try:
+            for conn in held:  # each in the middle of a request head: none is idle
+                conn.send(b"GET /text..txt HTTP/1.1\r\n")
+            time.sleep(0.3)
             with server.connect(timeout=1) as waiting:
                 waiting.send(get("/text..txt"))
                 with pytest.raises(socket.timeout):
                     waiting.response()  # the worker is at its cap: not accepted yet
-                held.pop().close()  # one slot frees: the waiting client is served
+                held[0].send(b"Host: t\r\n\r\n")  # answered, so now idle: reclaimable
+                assert held[0].response()[0] == 200
                 waiting.sock.settimeout(5)
                 assert waiting.response()[::2] == (200, b"double dot ok")
         finally:

@@ -468,7 +468,15 @@ def test_head_over_http10_without_host_is_answered_and_closed(static_server) -> 
     assert len(status_line(raw).split(" ")) == 3
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"])
+@pytest.mark.parametrize("method", ["BREW", "PROPFIND", "M-SEARCH"])
+def test_unknown_methods_are_501_not_405(static_server, method: str) -> None:
+    """RFC 9110 §9.1: 405 is for a known method the target refuses; an unknown one is 501."""
+    raw = get_raw(static_server, "/dir2/page.html", method=method)
+    assert status_line(raw) == "HTTP/1.1 501 Not Implemented"
+    assert b"<html>page</html>" not in raw
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"])
 def test_other_methods_over_http(static_server, method: str) -> None:
     raw = get_raw(static_server, "/dir2/page.html", method=method)
     assert status_line(raw) == "HTTP/1.1 405 Method Not Allowed"

@@ -33,7 +33,21 @@ COLUMNS = ("town", "street", "building", "apartment", "name", "birth_date", "gen
 
 
 def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> int:
-    """Store validated citizens and their relations as a new import; one transaction."""
+    """Store validated citizens and their relations as a new import; one transaction.
+
+    The write lock is held for the inserts only (validation happened before), and for as
+    short a time as possible: validation has proven that every relative is a citizen of this
+    import, so the two foreign-key probes per relation row (a third of the time of a
+    16-million-row import) are skipped, and rows are streamed, never listed in memory.
+    """
+    conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: set before BEGIN
+    try:
+        return insert_validated(conn, citizens)
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
+
+
+def insert_validated(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> int:
     with transaction(conn):
         import_id = conn.execute(
             "INSERT INTO imports (created_at) VALUES (?)",
@@ -46,7 +60,7 @@ def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> i
         # relations are mutual (validated), so each direction appears exactly once here
         conn.executemany(
             "INSERT INTO relations (import_id, citizen_id, relative_id) VALUES (?, ?, ?)",
-            [(import_id, c["citizen_id"], r) for c in citizens for r in c["relatives"]])
+            ((import_id, c["citizen_id"], r) for c in citizens for r in c["relatives"]))
     return import_id
 
 

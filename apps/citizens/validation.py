@@ -13,8 +13,13 @@ from functools import partial
 from typing import Any
 
 from framework.app import validation_error
+from framework import heartbeat
+from framework.validate import BEAT_EVERY
+from framework.validate import FieldErrors as Errors
 
 INT64_MAX = 2 ** 63 - 1
+INT_ONLY = {int}
+EMPTY: frozenset[int] = frozenset()
 MAX_STRING = 256
 FIELDS = ("citizen_id", "town", "street", "building", "apartment", "name", "birth_date",
           "gender", "relatives")
@@ -26,7 +31,6 @@ GENDERS = ("male", "female")
 LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 DATE = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
 
-Errors = dict[str, list[str]]
 
 
 class FieldError(ValueError):
@@ -92,8 +96,11 @@ def check_birth_date(value: Any, today: date) -> str:
 def check_relatives(value: Any) -> list[int]:
     if type(value) is not list:
         raise FieldError("must be a list of citizen ids")
-    for item in value:
-        check_id(item)
+    # whole-list checks run in C: a 10,000-citizen import may carry 16 million ids
+    if value and not (set(map(type, value)) == INT_ONLY
+                      and min(value) >= 0 and max(value) <= INT64_MAX):
+        for item in value:
+            check_id(item)  # finds the offending item for the message
     if len(set(value)) != len(value):
         raise FieldError("must not repeat a citizen id")
     return value
@@ -145,10 +152,12 @@ def validate_import(body: Any) -> list[dict[str, Any]]:
     if type(items) is not list:
         raise validation_error({"citizens": ["must be a list of citizens"]})
     checks = field_checks(today_utc())
-    errors: Errors = {}
+    errors = Errors()
     citizens = []
     relatives_of: dict[int, set[int]] = {}
     for index, item in enumerate(items):
+        if not index % BEAT_EVERY:
+            heartbeat.beat()
         prefix = f"citizens[{index}]."
         citizen = check_object(item, FIELD_SET, FIELD_SET, checks, prefix, errors)
         if citizen is None:
@@ -168,8 +177,14 @@ def validate_import(body: Any) -> list[dict[str, Any]]:
 def check_mutual(citizens: list[dict[str, Any]], relatives_of: dict[int, set[int]],
                  errors: Errors) -> None:
     """Every relative exists in the import and lists the citizen back."""
+    get = relatives_of.get
     for index, citizen in enumerate(citizens):
+        if not index % BEAT_EVERY:
+            heartbeat.beat()
         cid = citizen["citizen_id"]
+        # the common case in one comprehension; the messages only for a citizen that fails
+        if not [r for r in citizen["relatives"] if cid not in get(r, EMPTY)]:
+            continue
         for relative in citizen["relatives"]:
             back = relatives_of.get(relative)
             if back is None:
@@ -178,12 +193,12 @@ def check_mutual(citizens: list[dict[str, Any]], relatives_of: dict[int, set[int
                 problem = f"citizen {relative} does not list {cid} as a relative"
             else:
                 continue
-            errors.setdefault(f"citizens[{index}].relatives", []).append(problem)
+            errors.add(f"citizens[{index}].relatives", problem)
 
 
 def validate_patch(body: Any) -> dict[str, Any]:
     """The fields of a PATCH body (at least one, citizen_id excluded), or a 400."""
-    errors: Errors = {}
+    errors = Errors()
     values = check_object(body, PATCHABLE, frozenset(), field_checks(today_utc()), "", errors)
     if values is not None and not values:
         errors["body"] = ["at least one field is required: " + ", ".join(sorted(PATCHABLE))]

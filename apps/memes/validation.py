@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from framework.app import validation_error
 from framework.multipart import FilePart, Form
 from framework.sniff import sniff
+from framework.validate import FieldErrors as Errors
 
 # field -> (fewest, most) code points; the seed's limits, mirrored by the table's CHECKs
 TEXT_LIMITS = {"title": (3, 100), "description": (3, 1000)}
@@ -23,7 +24,6 @@ FORM_NAMES = {"image": "image", "title": "title", "description": "description",
 MiB = 1024 * 1024
 FORM_OVERHEAD = 1 * MiB  # what a form may add to its image (Decisions §10); also the text cap
 
-Errors = dict[str, list[str]]
 
 
 class Upload(NamedTuple):
@@ -73,7 +73,7 @@ def validate_text_body(body: Any, partial: bool) -> dict[str, str]:
     """The text of a JSON body: both fields for PUT, at least one for a PATCH; else a 400."""
     if type(body) is not dict:
         raise validation_error({"body": ["must be a JSON object"]})
-    errors: Errors = {name: unknown_field(name) for name in body if name not in TEXT_FIELDS}
+    errors = Errors({name: unknown_field(name) for name in body if name not in TEXT_FIELDS})
     values = check_texts({k: v for k, v in body.items() if k in TEXT_FIELDS}, errors)
     if not partial:
         for field in sorted(TEXT_FIELDS.difference(body)):
@@ -92,7 +92,7 @@ def validate_form(form: Form, new: bool) -> tuple[dict[str, str], Upload]:
     with it. Each field is sent once, under its name or the seed's; problems are reported
     under our name (``fields.image``), unknown fields under their own.
     """
-    errors: Errors = {}
+    errors = Errors()
     given: dict[str, Any] = {}  # field -> the text, or the FilePart of the image
     sent = [*((name, value) for name, values in form.fields.items() for value in values),
             *((name, part) for name, parts in form.files.items() for part in parts)]

@@ -11,12 +11,12 @@ from typing import Any
 
 from apps.sales.schema import MAX_PRICE
 from framework.app import validation_error
+from framework.validate import FieldErrors as Errors
 
 INT64_MAX = 2 ** 63 - 1
 MAX_TEXT = 256
 MAX_YEAR = 9999
 
-Errors = dict[str, list[str]]
 
 
 class FieldError(ValueError):
@@ -82,7 +82,7 @@ def validate_object(body: Any, required: dict[str, Check],
     if not isinstance(body, dict):
         raise validation_error({"body": ["must be a JSON object"]})
     checks = {**required, **(optional or {})}
-    errors: Errors = {name: ["unknown field"] for name in body if name not in checks}
+    errors = Errors({name: ["unknown field"] for name in body if name not in checks})
     values: dict[str, Any] = {}
     for name, check in checks.items():
         if name not in body:
@@ -124,7 +124,7 @@ def int_params(query: dict[str, list[str]],
     ASCII digits only (leading zeros allowed, so ``mm=09`` is 9); no sign, no spaces. The
     last value wins when a name is repeated; parameters not in ``specs`` are ignored.
     """
-    errors: Errors = {}
+    errors = Errors()
     values: dict[str, int | None] = {}
     for name, (default, lowest, highest) in specs.items():
         given = query.get(name)

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from framework.app import validation_error
+from framework.validate import FieldErrors as Errors
 
 INT64_MAX = 2 ** 63 - 1
 MAX_INTERESTS = 50
@@ -27,12 +28,11 @@ GENDERS = (0, 1, 2)
 PAIRS = (("phone", "email"), ("first_name", "last_name"), ("gender", "birthday"))
 PAIR_RULE = ("at least one pair must be complete: phone and email, first_name and last_name, "
              "or gender and birthday")
-Errors = dict[str, list[str]]
 
 
 def interests_body(body: Any, path_id: int | None = None) -> tuple[int, list[str]]:
     """(client_id, interests) from a POST body, or from a PUT body for ``path_id``."""
-    errors: Errors = {}
+    errors = Errors()
     fields = object_fields(body, ("client_id", "interests"), errors)
     client_id = checked_client_id(fields, path_id, errors)
     interests = None
@@ -47,7 +47,7 @@ def interests_body(body: Any, path_id: int | None = None) -> tuple[int, list[str
 
 def score_body(body: Any, path_id: int | None = None) -> tuple[int, dict[str, Any]]:
     """(client_id, values of SCORE_FIELDS) from a POST body, or a PUT body for ``path_id``."""
-    errors: Errors = {}
+    errors = Errors()
     fields = object_fields(body, ("client_id", *SCORE_FIELDS), errors)
     client_id = checked_client_id(fields, path_id, errors)
     values = {}
@@ -214,4 +214,4 @@ def client_ids_filter(raw: list[str]) -> list[int]:
 
 
 def add(errors: Errors, field: str, message: str) -> None:
-    errors.setdefault(field, []).append(message)
+    errors.add(field, message)
