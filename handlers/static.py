@@ -289,7 +289,8 @@ class StaticFiles:
             self.refresh(entry, st, key)
         if self.options.gzip_static and now - entry.gz_checked > RESOLVE_TTL:
             self.look_for_gz(entry, now)
-        if (entry.compressible or entry.gz_present) and accepts_gzip(headers.get("accept-encoding")):
+        if ((entry.compressible or entry.gz_present)
+                and accepts_gzip(headers.get("accept-encoding"))):
             response = self.serve_gzip(entry, headers, status, extra)
             if response is not None:
                 return response
