@@ -28,8 +28,9 @@ class Sample:
     log: str = ""       # path of the raw output, relative to the output dir
 
 
-def wrk_command(url, connections, duration, threads=1):
-    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", url]
+def wrk_command(url, connections, duration, threads=1, headers=()):
+    fields = [arg for name, value in headers for arg in ("-H", f"{name}: {value}")]
+    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--latency", *fields, url]
 
 
 def ab_command(url, requests, concurrency):

@@ -43,6 +43,8 @@ TARGETS = [
            zero_failed=True),
     Target("JSON /api/ping vs uvicorn's JSON ping", "ping", "uvicorn", "ping", 1.5),
     Target("JSON + 1 sqlite row vs uvicorn's JSON ping", "scores", "uvicorn", "ping", 1.0),
+    Target("20 KB CSS with Accept-Encoding: gzip, keep-alive, vs nginx", "gzip-css", "nginx",
+           "gzip-css", 1.0),
 ]
 
 
@@ -306,7 +308,7 @@ VmRSS from /proc/PID/status summed over the process tree; "master" is the proces
 
 ## Commands run
 
-Document root: a temporary directory with `index.html` (1 KB), `100k.html` and `1m.html`, generated at run time.
+Document root: a temporary directory with `index.html` (1 KB), `100k.html`, `1m.html` and `20k.css` (no `.gz` beside it: nginx compresses it on every request, we once per version), generated at run time.
 
 ```sh
 {chr(10).join(results['commands'])}

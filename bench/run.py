@@ -9,8 +9,10 @@ Usage (from the repo root)::
     python3 bench/run.py --report-only   # re-render from bench/out/results.json
 
 Every server is started on its own loopback port, over the same generated
-document root (1 KB ``index.html``, 100 KB and 1 MB files in a temporary
-directory), and checked to serve every URL with the right status and bytes.
+document root (1 KB ``index.html``, 100 KB and 1 MB files, a 20 KB stylesheet
+asked for with ``Accept-Encoding: gzip``, in a temporary directory), and
+checked to serve every URL with the right status and bytes (a gzip answer
+decompressed first).
 Then the runs are interleaved: run k of each load goes to every server in
 turn before run k+1, so a slow minute on a shared machine hits all servers
 alike. Loads are wrk (keep-alive) and ab (no keep-alive); at the end every
@@ -35,6 +37,7 @@ connections) is reported as "aborted", and a missing API route of ours as
 import argparse
 import contextlib
 import datetime
+import gzip
 import importlib.metadata
 import json
 import os
@@ -206,7 +209,7 @@ def verify(load, port, ws):
                 return NA_MISSING
             if status not in (200, 201, 409):
                 return f"FAILED: POST /api/scores -> {status} {body[:80]!r}"
-        status, body = servers.request(port, "GET", load.path)
+        status, fields, body = servers.exchange(port, "GET", load.path, headers=dict(load.headers))
     except OSError as exc:
         return f"FAILED: GET {load.path}: {exc}"
     if load.key in ("ping", "scores") and status == 404:
@@ -225,6 +228,13 @@ def verify(load, port, ws):
             return f"FAILED: GET {load.path} -> {body[:80]!r}, expected the row posted"
         return "ok"
     expected = ws.expected_file(load.path)
+    if dict(load.headers).get("Accept-Encoding") == "gzip":
+        if fields.get("content-encoding") != "gzip":
+            return f"FAILED: GET {load.path} with Accept-Encoding: gzip was not gzip-encoded"
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError) as exc:
+            return f"FAILED: GET {load.path}: the gzip body does not decompress: {exc}"
     if body != expected:
         return f"FAILED: GET {load.path} -> {len(body)} bytes, expected {len(expected)} (content differs)"
     return "ok"
@@ -244,7 +254,7 @@ def run_load(row, args, port, server_pid, run, rec):
     load = LOADS[row.load]
     url = f"http://{servers.HOST}:{port}{load.path}"
     if load.tool == "wrk":
-        command = loadgen.wrk_command(url, args.connections, args.duration)
+        command = loadgen.wrk_command(url, args.connections, args.duration, headers=load.headers)
     else:
         command = loadgen.ab_command(url, args.ab_requests, args.connections)
     argv = servers.pinned(args.load_cpus, command)

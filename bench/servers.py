@@ -24,7 +24,9 @@ REPO_DIR = BENCH_DIR.parent
 HOST = "127.0.0.1"
 
 # name -> size in bytes of the static files every server serves.
-STATIC_FILES = {"index.html": 1024, "100k.html": 100 * 1024, "1m.html": 1024 * 1024}
+STATIC_FILES = {"index.html": 1024, "100k.html": 100 * 1024, "1m.html": 1024 * 1024,
+                "20k.css": 20 * 1024}
+GZIP = (("Accept-Encoding", "gzip"),)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Load:
     tool: str      # "wrk" (keep-alive) or "ab" (no keep-alive)
     path: str
     compare: str   # the peers' load this one is compared with (scores -> ping)
+    headers: tuple = ()  # extra request fields, as (name, value) pairs
 
 
 LOADS = {load.key: load for load in [
@@ -43,6 +46,8 @@ LOADS = {load.key: load for load in [
     Load("ping", "JSON /api/ping, keep-alive", "wrk", "/api/ping", "ping"),
     Load("scores", "JSON + 1 sqlite row, keep-alive", "wrk", "/api/scores/1", "ping"),
     Load("ab-1k", "1 KB file, no keep-alive (ab)", "ab", "/index.html", "ab-1k"),
+    Load("gzip-css", "20 KB CSS with Accept-Encoding: gzip, keep-alive", "wrk", "/20k.css",
+         "gzip-css", GZIP),
 ]}
 STATIC_LOADS = ("1k", "100k", "1m", "ab-1k")
 SCORE_ROW = {"client_id": 1, "phone": "79175002040", "email": "a@b.c"}
@@ -68,7 +73,8 @@ class Workspace:
         self.root.chmod(0o755)  # nginx workers run as "nobody" when started as root
         self.docroot.mkdir(mode=0o755)
         for name, size in STATIC_FILES.items():
-            (self.docroot / name).write_bytes(html_of_size(size))
+            make = css_of_size if name.endswith(".css") else html_of_size
+            (self.docroot / name).write_bytes(make(size))
             (self.docroot / name).chmod(0o644)
         return self
 
@@ -84,6 +90,13 @@ def html_of_size(size):
     filler_size = size - len(head) - len(tail)
     filler = (line * (filler_size // len(line) + 1))[:filler_size]
     return head + filler + tail
+
+
+def css_of_size(size):
+    """A stylesheet of exactly ``size`` bytes: rules that differ, as a real one's do."""
+    rules = [f".c{n} {{ margin: {n % 17}px {n % 5}px; color: #{n * 2654435761 % 0xFFFFFF:06x}; }}\n"
+             for n in range(size // 30 + 1)]
+    return "".join(rules).encode()[:size]
 
 
 # ------------------------------------------------------------------ servers
@@ -129,8 +142,11 @@ pid {root}/nginx.pid;
 error_log {root}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    types {{ text/html html; application/json json; }}
+    types {{ text/html html; text/css css; application/json json; }}
     default_type application/octet-stream;
+    gzip on;
+    gzip_static on;
+    gzip_types text/css;
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -180,7 +196,7 @@ def all_servers(docroot_env, scaling_workers):
     peer_env = {"BENCH_DOCROOT": docroot_env}
     servers = [
         ours(1, tuple(LOADS)),
-        Server("nginx", "ceiling", ("1k", "100k", "1m", "ping", "ab-1k"), nginx_argv),
+        Server("nginx", "ceiling", ("1k", "100k", "1m", "ping", "ab-1k", "gzip-css"), nginx_argv),
         Server("gunicorn", "python", ("1k", "100k", "1m", "ping", "ab-1k"), gunicorn_argv,
                env=peer_env),
         Server("uvicorn", "python", ("1k", "100k", "1m", "ping", "ab-1k"), uvicorn_argv,
@@ -275,12 +291,20 @@ def _tail(path, lines=5):
 
 def request(port, method, path, body=None, timeout=5.0):
     """One HTTP request on a fresh connection -> ``(status, body bytes)``."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    status, _, data = exchange(port, method, path, body, headers, timeout)
+    return status, data
+
+
+def exchange(port, method, path, body=None, headers=None, timeout=5.0):
+    """One HTTP request on a fresh connection -> ``(status, fields, body bytes)``, the body
+    as sent (a gzip body stays compressed); field names lower-case."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        conn.request(method, path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
-        return response.status, response.read()
+        fields = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, fields, response.read()
     except http.client.HTTPException as exc:
         raise ConnectionError(f"bad HTTP response: {exc!r}") from exc
     finally:

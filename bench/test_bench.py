@@ -186,6 +186,13 @@ class VerifyTest(unittest.TestCase):
         self.assertRegex(self.check("1m"), r"^FAILED: .*-> 500")
         self.assertEqual(self.check("scores"), run.NA_MISSING)
 
+    def test_gzip_row_must_be_gzip_encoded(self):
+        self.pages["/20k.css"] = (200, self.ws.expected_file("/20k.css"))  # sent as it is
+        try:
+            self.assertRegex(self.check("gzip-css"), r"^FAILED: .*was not gzip-encoded")
+        finally:
+            del self.pages["/20k.css"]
+
     def test_scores_must_return_the_row_posted(self):
         self.pages["/api/scores"] = (201, b"{}")
         self.pages["/api/scores/1"] = (200, b'{"client_id": 1, "phone": "1", "email": "a@b.c"}')

@@ -39,6 +39,18 @@ CORE_SETTINGS: dict[str, tuple[Any, type, str]] = {
     "max_body_size": (1 * MiB, int, "default request body limit in bytes (413 past it)"),
     "body_spool_size": (1 * MiB, int, "bodies larger than this are spooled to a temp file"),
     "static_cache_size": (256 * 1024, int, "static files up to this size are cached in memory"),
+    "gzip": (True, bool, "compress answers of gzip_types with gzip when the client accepts it"),
+    "gzip_min_length": (1024, int, "smallest body in bytes worth compressing"),
+    "gzip_types": (["text/*", "application/javascript", "application/json", "application/xml",
+                    "image/svg+xml", "application/wasm"], list,
+                   "media types compressed ('text/*' matches every text type)"),
+    "gzip_static": (True, bool, "send FILE.gz, when present and not older, for FILE"),
+    "cache_control": ({}, dict, "URL path glob -> Cache-Control value; the first match wins"),
+    "max_ranges": (16, int, "most ranges in one Range header; past it the whole file is sent"),
+    "index": (["index.html"], list, "index file names tried in a directory, in order"),
+    "error_pages": ({}, dict, "status code -> file in document_root served with that status"),
+    "fallback_file": ("", str, "file in document_root served for missing paths (SPA)"),
+    "mime_types": ({}, dict, "extension ('.wasm') -> Content-Type, over the built-in table"),
     "apps": (["scores", "memes", "citizens", "uploads", "sales"], list,
              "app packages under apps/ to mount"),
     "database": ("var/httpd.sqlite3", str, "sqlite database file"),
@@ -132,10 +144,41 @@ def validate(s: dict[str, Any]) -> None:
     for key, spec in s.items():
         if isinstance(spec, (int, float)) and not isinstance(spec, bool) and spec < 0:
             raise ConfigError(f"{key} must not be negative, got {spec}")
+    validate_static(s)
     if s["workers"] == 0:
         s["workers"] = os.cpu_count() or 1
     if s["backlog"] == 0:
         s["backlog"] = somaxconn()
+
+
+def validate_static(s: dict[str, Any]) -> None:
+    """The static-file keys: lists and mappings of the right strings, no CR/LF in a field."""
+    for key in ("gzip_types", "index"):
+        if not all(isinstance(item, str) and item for item in s[key]):
+            raise ConfigError(f"{key} must be a list of non-empty strings")
+    if not s["index"]:
+        raise ConfigError("index must name at least one file")
+    for name in s["index"]:
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise ConfigError(f"index names a file, not a path: {name!r}")
+    for key in ("cache_control", "error_pages", "mime_types"):
+        for name, value in s[key].items():
+            if not isinstance(value, str) or not value or not is_field_value(value):
+                raise ConfigError(f"{key}[{name!r}] must be a non-empty string of printable "
+                                  f"ASCII, got {value!r}")
+    for status in s["error_pages"]:
+        if not (status.isascii() and status.isdigit() and 400 <= int(status) <= 599):
+            raise ConfigError(f"error_pages keys are status codes 400..599, got {status!r}")
+    for extension, mime in s["mime_types"].items():
+        if not (extension.startswith(".") and len(extension) > 1 and "/" not in extension):
+            raise ConfigError(f"mime_types keys are extensions with the dot ('.wasm'), "
+                              f"got {extension!r}")
+        if mime.count("/") != 1 or mime.startswith("/") or "/;" in mime or mime.endswith("/"):
+            raise ConfigError(f"mime_types[{extension!r}] is not a media type: {mime!r}")
+
+
+def is_field_value(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 def validate_paths(s: dict[str, Any]) -> None:

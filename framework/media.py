@@ -32,7 +32,7 @@ from framework.messages import Response
 from framework.multipart import FilePart
 from framework.sniff import HEAD_SIZE, sniff
 from framework.urls import percent_encode
-from handlers.static import REASON, StaticFiles
+from handlers.static import REASON, StaticFiles, StaticOptions
 
 T = TypeVar("T")
 
@@ -236,7 +236,12 @@ def serve_media(req: ApiRequest, rel_path: str) -> Response:
     root = req.settings["media_root"]
     server = _servers.get(root)
     if server is None:
-        server = _servers[root] = MediaFiles(root, req.settings["static_cache_size"])
+        # users' files: no FILE.gz stand-ins (one upload must not replace another's bytes),
+        # and none of the document root's pages, types or caching rules
+        options = StaticOptions.from_settings(req.settings, gzip_static=False, cache_control={},
+                                              error_pages={}, fallback_file="", mime_types={},
+                                              index=["index.html"])
+        server = _servers[root] = MediaFiles(root, req.settings["static_cache_size"], options)
     response = server.handle(req.method, "/" + percent_encode(rel_path), "", req.headers)
     if response.status == 301:  # a directory: the store lists nothing
         raise ApiError(404, "no such file")

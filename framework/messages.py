@@ -34,10 +34,12 @@ class Response:
     """Status, header fields and a body: bytes, or a byte range of an open file.
 
     The server adds Date, Server, Connection and Content-Length; handlers set the rest.
-    A file body is sent with sendfile and closed by the server.
+    A file body is sent with sendfile and closed by the server. ``segments`` makes a file
+    body of several slices with bytes between them (multipart/byteranges).
     """
 
-    __slots__ = ("status", "headers", "body", "file", "offset", "length", "close", "raw")
+    __slots__ = ("status", "headers", "body", "file", "offset", "length", "close", "raw",
+                 "segments")
 
     def __init__(self, status: int = 200, body: bytes = b"",
                  headers: list[tuple[str, str]] | None = None,
@@ -52,11 +54,29 @@ class Response:
         self.length = len(body)
         self.close = False  # force Connection: close after this response
         self.raw = b""  # header fields already serialized (cached by the static handler)
+        self.segments: list[bytes | tuple[int, int]] | None = None
 
     def set_file(self, file: BinaryIO, offset: int, length: int) -> None:
         self.file = file
         self.offset = offset
         self.length = length
+
+    def set_file_segments(self, file: BinaryIO, segments: list[bytes | tuple[int, int]],
+                          length: int) -> None:
+        """A body of byte strings and (offset, length) slices of ``file``, ``length`` in all."""
+        self.set_file(file, 0, length)
+        self.segments = segments
+
+    def file_items(self) -> list:
+        """What the server queues for a file body: ``[file, offset, length]`` items to send
+        with sendfile, and bytes between them. The server closes each file item once sent
+        (or dropped), so the slices of one file share a ``SharedFile``."""
+        if self.segments is None:
+            return [[self.file, self.offset, self.length]]
+        slices = sum(1 for segment in self.segments if not isinstance(segment, bytes))
+        shared = SharedFile(self.file, slices)
+        return [segment if isinstance(segment, bytes) else [shared, segment[0], segment[1]]
+                for segment in self.segments]
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -68,6 +88,24 @@ class Response:
             if key.lower() == lname:
                 return value.strip()
         return None
+
+
+class SharedFile:
+    """An open file behind several queued slices: really closed when the last one is."""
+
+    __slots__ = ("file", "users")
+
+    def __init__(self, file: BinaryIO, users: int) -> None:
+        self.file = file
+        self.users = users
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def close(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.file.close()
 
 
 # one encoder for every response: json.dumps would build a new one per call for these options;

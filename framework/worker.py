@@ -469,7 +469,7 @@ class Worker:
                 response.file.close()
             else:
                 self.queue_outbuf(conn)
-                conn.out.append([response.file, response.offset, response.length])
+                conn.out.extend(response.file_items())
         elif not head_only and response.body:
             if len(response.body) < COPY_LIMIT:
                 conn.outbuf += response.body

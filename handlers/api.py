@@ -15,7 +15,8 @@ from framework.app import ApiError, ApiRequest, App, error_response
 from framework.messages import Response, json_response
 from framework.protocol import KNOWN_METHODS, REASONS, Request
 from framework.router import BODY_MEDIA_TYPES, Route, Router
-from handlers.static import StaticFiles, html_error
+from handlers.compression import compress_app_response
+from handlers.static import StaticFiles, StaticOptions
 
 log = logging.getLogger("httpd.api")
 RETRY_AFTER_SECONDS = 2
@@ -52,7 +53,10 @@ class Dispatcher:
                 self.router.add(route)
             for prefix in app.claims:
                 self.router.claim(prefix)
-        self.static = StaticFiles(settings["document_root"], settings["static_cache_size"])
+        options = StaticOptions.from_settings(settings)
+        self.static = StaticFiles(settings["document_root"], settings["static_cache_size"], options)
+        self.gzip_types = options.gzip_types if options.gzip else None
+        self.gzip_min_length = options.gzip_min_length
 
     # -- the worker's Application protocol -------------------------------------------------
 
@@ -83,10 +87,12 @@ class Dispatcher:
         return self.call(route, params, request)
 
     def error(self, status: int, message: str, request: Request | None = None) -> Response:
-        """Protocol-level errors: JSON for requests routed to an app, HTML otherwise."""
+        """Protocol-level errors: JSON for requests routed to an app, else the static error
+        page (``error_pages``, or a small HTML page)."""
         if request is not None and request.app_state is not None:
             return error_response(status, message)
-        return html_error(status, REASONS.get(status, "Error"))
+        return self.static.error(status, request.headers if request is not None else None,
+                                 reason=REASONS.get(status, "Error"))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -134,6 +140,9 @@ class Dispatcher:
             db.abandon_transaction()
         if req.response_headers:
             response.headers.extend(req.response_headers)
+        if self.gzip_types is not None:
+            compress_app_response(response, request.headers.get("accept-encoding"),
+                                  self.gzip_min_length, self.gzip_types)
         return response
 
     def body_limit(self, route: Route) -> int:

@@ -1,7 +1,8 @@
 """The Content-Type of a static file, by its extension (case-insensitive).
 
 Our own table rather than ``mimetypes``, whose answers depend on the host's /etc/mime.types
-(Debian's maps .swf to the wrong type, for one).
+(Debian's maps .swf to the wrong type, for one). The ``mime_types`` setting is merged over it,
+and text types are labelled UTF-8 unless the configured type names a charset itself.
 """
 from __future__ import annotations
 
@@ -39,8 +40,35 @@ TYPES = {
     "swf": "application/x-shockwave-flash",
 }
 
-def content_type(name: str) -> str:
+# types whose bytes are text in some charset, besides text/*
+TEXT_TYPES = frozenset({"application/javascript", "application/json", "application/xml"})
+
+
+def content_type(name: str, table: dict[str, str] = TYPES) -> str:
     dot = name.rfind(".")
     if dot < 0 or "/" in name[dot:]:
-        return DEFAULT
-    return TYPES.get(name[dot + 1:].lower(), DEFAULT)
+        return table.get("", DEFAULT)
+    return table.get(name[dot + 1:].lower(), table.get("", DEFAULT))
+
+
+def is_text(mime: str) -> bool:
+    """text/*, JavaScript, JSON and XML, the +json and +xml application types included."""
+    base = mime.partition(";")[0].strip().lower()
+    return (base.startswith("text/") or base in TEXT_TYPES
+            or (base.startswith("application/") and base.endswith(("+json", "+xml"))))
+
+
+def with_charset(mime: str) -> str:
+    """``mime`` with ``charset=utf-8`` added to a text type that does not name a charset."""
+    if not is_text(mime) or "charset=" in mime.lower().replace(" ", ""):
+        return mime
+    return mime + "; charset=utf-8"
+
+
+def merged_table(overrides: dict[str, str]) -> dict[str, str]:
+    """The built-in table with ``mime_types`` (keys like ``".wasm"``) over it, charsets added.
+
+    Keys are extensions without the dot, lower-case; "" holds the type of unknown files.
+    """
+    table = {**TYPES, **{ext[1:].lower(): mime for ext, mime in overrides.items()}}
+    return {ext: with_charset(mime) for ext, mime in table.items()} | {"": DEFAULT}

@@ -4,8 +4,11 @@ The generated site has a 1 MB page with 180 images (PNG, upper-case .PNG, JPEG, 
 names with spaces and dots, one image past the memory-cache size so it goes out with
 sendfile), a stylesheet and a script. An inline script waits for the window's load event,
 checks that every image decoded, that the stylesheet applied and that the external script
-ran, and writes a verdict into the DOM, which ``chromium --dump-dom`` prints. A second page
-references a missing image, to prove that the verdict does fail when a sub-resource fails.
+ran, and writes a verdict into the DOM, which ``chromium --dump-dom`` prints. The same script
+reads the browser's own account of every transfer (Resource Timing: encoded against decoded
+body size) to report which answers arrived gzip-encoded: the page, the stylesheet, the script
+and the SVG images must, the raster images must not. A second page references a missing image,
+to prove that the verdict does fail when a sub-resource fails.
 
 With CI=true a missing Chromium fails the test; elsewhere it is skipped.
 """
@@ -50,7 +53,9 @@ def png(width: int, height: int, pixels: bytes) -> bytes:
 
 
 def svg(n: int) -> bytes:
+    """An SVG above gzip_min_length (1 KiB), so that it is sent gzip-encoded."""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8">'
+            f'<desc>{"a square of one colour, drawn for the browser test. " * 24}</desc>'
             f'<rect width="8" height="8" fill="#{n * 997 % 0xFFFFFF:06x}"/></svg>').encode()
 
 
@@ -76,15 +81,16 @@ def image_files() -> dict[str, bytes]:
     return files
 
 
+# both above gzip_min_length, so that they are sent gzip-encoded
 CSS = b"""
 body { font-family: sans-serif; margin: 1em; }
 #css-probe { width: 123px; height: 7px; background: #4a7; }
 .gallery img { width: 24px; height: 24px; margin: 1px; }
-"""
+""" + b"".join(b".unused-%d { margin: %dpx; }\n" % (n, n) for n in range(60))
 JS = b"""
 window.appScriptRan = true;
 document.documentElement.setAttribute("data-app", "loaded");
-"""
+""" + b"".join(b"function unused%d() { return %d; }\n" % (n, n) for n in range(60))
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>browser check</title>
@@ -107,9 +113,31 @@ window.addEventListener("load", function () {{
   var probe = getComputedStyle(document.getElementById("css-probe")).width;
   if (probe !== "123px") problems.push("stylesheet not applied (width " + probe + ")");
   if (window.appScriptRan !== true) problems.push("script did not run");
+  // what the browser itself received: an encoded size below the decoded one means gzip
+  var gzipped = [], svgs = 0, raster = 0;
+  function encoded(entry) {{
+    return entry.encodedBodySize > 0 && entry.encodedBodySize < entry.decodedBodySize;
+  }}
+  var page = performance.getEntriesByType("navigation")[0];
+  if (page && encoded(page)) gzipped.push("page");
+  performance.getEntriesByType("resource").forEach(function (entry) {{
+    var path = decodeURIComponent(new URL(entry.name).pathname);
+    if (/[.](css|js)$/.test(path)) {{
+      if (encoded(entry)) gzipped.push(path.split(".").pop());
+      else problems.push("not gzip-encoded: " + path);
+    }} else if (/[.]svg$/.test(path)) {{
+      if (encoded(entry)) svgs++;
+      else problems.push("not gzip-encoded: " + path);
+    }} else if (encoded(entry)) {{
+      problems.push("gzip-encoded raster image: " + path);
+    }} else {{
+      raster++;
+    }}
+  }});
   document.getElementById("verdict").textContent = problems.length
     ? "FAIL " + problems.join("; ")
-    : "OK " + images.length + " images, css, js";
+    : "OK " + images.length + " images, css, js; gzip: " + gzipped.join(", ") + ", "
+      + svgs + " svg; identity: " + raster + " raster";
 }});
 </script>
 </body></html>
@@ -197,13 +225,20 @@ def test_page_with_css_js_and_180_images_renders_fully(browser_server, tmp_path:
     page = browser_server.get("/")
     assert len(page.content) > 1024 * 1024
     dom = render(browser_server.url("/"), tmp_path / "profile")
-    assert verdict(dom) == f"OK {IMAGES} images, css, js"
+    names = image_files()
+    svgs = sum(name.endswith(".svg") for name in names)
+    assert svgs > 0
+    assert verdict(dom) == (f"OK {IMAGES} images, css, js; gzip: page, css, js, {svgs} svg; "
+                            f"identity: {IMAGES - svgs} raster")
     # the browser really fetched everything from us, each file once and whole
     log = wait_for_log(browser_server)
     assert len(fetched_images(log)) == IMAGES
     assert re.search(r'"GET /images/big%20noise\.png HTTP/1\.1" 200 \d{6}', log)
     assert '"GET /css/site%20style.css HTTP/1.1" 200' in log
     assert '"GET /js/app.v1.js HTTP/1.1" 200' in log
+    # the server's side of it: the megabyte page went out as a few kilobytes
+    sent = re.search(r'"GET / HTTP/1\.1" 200 (\d+)', log)
+    assert sent and int(sent.group(1)) < len(page.content) // 20
 
 
 def test_a_missing_image_fails_the_verdict(browser_server, tmp_path: Path) -> None:
