@@ -18,11 +18,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 from support import running_server, wait_for
-
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.common.by import By  # noqa: E402 - after the importorskip
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 TOKEN = "docs-admin"
 CLIENT_ID = 4242
