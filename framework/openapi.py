@@ -153,19 +153,15 @@ def request_body(route: Route) -> dict[str, Any] | None:
         return None
     schemas = route.request_schema if len(kinds) > 1 else {kinds[0]: route.request_schema}
     example = route.example.body if route.example else None
+    # with several kinds (a form or JSON), the example is the JSON one
+    example_kind = kinds[0] if len(kinds) == 1 else "json"
     content = {}
     for kind in kinds:
         media: dict[str, Any] = {"schema": (schemas or {}).get(kind) or {"type": "object"}}
-        if example is not None and fits(kind, example):
+        if example is not None and kind == example_kind:
             media["example"] = example
         content[BODY_MEDIA_TYPES[kind]] = media
     return {"required": True, "content": content}
-
-
-def fits(kind: str, example: Any) -> bool:
-    """Whether a body example is for this kind: several kinds share one example only when
-    it is a form (multipart), which a JSON object can also stand for."""
-    return kind == "multipart" or isinstance(example, (dict, list))
 
 
 def responses(route: Route) -> dict[str, Any]:

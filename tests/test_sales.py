@@ -701,3 +701,14 @@ def test_admin_helpers_work_with_the_token(server: ServerProcess, shop: dict[str
     assert sql(server, "SELECT COUNT(*) FROM sales") == [(3600,)]
     assert admin(server, "/clear/", method) == {"status": "ok"}
     assert sql(server, "SELECT COUNT(*) FROM sales") == [(0,)]
+
+
+def test_documented_cnt_bound_is_the_configured_one(tokenless: ServerProcess) -> None:
+    """/openapi.json and the validation read the same declaration and the same setting."""
+    paths = tokenless.get("/openapi.json").json()["paths"]
+    for path in ("/items/top/", "/stores/top/"):
+        cnt = next(p for p in paths[path]["get"]["parameters"] if p["name"] == "cnt")
+        assert (cnt["schema"]["minimum"], cnt["schema"]["maximum"]) == (1, 5)
+        assert tokenless.get(f"{path}?cnt=5").status_code == 200
+        assert tokenless.get(f"{path}?cnt=6").status_code == 400
+        assert tokenless.get(f"{path}?cnt=0").status_code == 400

@@ -23,7 +23,8 @@ from framework.pagination import paginate
 app = App("memes", schema=SCHEMA, title="Memes collection")
 # GET/HEAD /media/memes/<key>
 media.mount(app, images.DIRECTORY, tuple(images.EXTENSIONS),
-            Example(params={"name": "9f1c3e0c5a7b4d2e8f6a1b3c5d7e9f01.png"}))
+            Example(params={"name": "9f1c3e0c5a7b4d2e8f6a1b3c5d7e9f01.png"},
+                    response="(the PNG file's bytes)", media_type="image/png"))
 
 
 def text_schema(field: str) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def not_found(meme_id: int) -> ApiError:
 
 
 @app.get("/memes", paginated=True, response_schema=MEME, example=Example(
-    params={"page": 1}, response={"count": 1, "next": None, "previous": None,
+    params={"page": "1"}, response={"count": 1, "next": None, "previous": None,
                                   "results": [MEME_EXAMPLE]}))
 def list_memes(req: ApiRequest) -> dict[str, Any]:
     """Memes, newest first (created_at, then id, descending), a page at a time."""

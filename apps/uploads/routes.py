@@ -103,6 +103,6 @@ for path in ("/upload/", "/api/v1.0/upload/"):
              example=Example(body={"file": "hello\n"}, response=FILE_EXAMPLE))(upload_file)
 for path in ("/files/", "/api/v1.0/files/"):
     app.get(path, paginated=True, response_schema=FILE_SCHEMA, example=Example(
-        params={"page": 1}, response={"count": 1, "next": None, "previous": None,
+        params={"page": "1"}, response={"count": 1, "next": None, "previous": None,
                                       "results": [{**FILE_EXAMPLE, "processed": True}]}))(
         list_files)
