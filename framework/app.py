@@ -32,9 +32,13 @@ from framework import db
 from framework.master import Service
 from framework.messages import Response, json_response
 from framework.protocol import Request
-from framework.router import Route
+from framework.router import Example, Route
 from framework.urls import parse_query
 from framework.validate import bounded
+
+# Example is re-exported: apps declare their examples with it
+__all__ = ["ERROR_CODES", "ApiError", "ApiRequest", "App", "Example", "created",
+           "error_response", "load_app_modules", "parse_json", "validation_error"]
 
 ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -239,8 +243,9 @@ class App:
         """Register the decorated handler for ``method`` at ``pattern``.
 
         ``meta`` holds the ``Route`` fields (status, body, max_body, summary, description,
-        request_schema, response_schema, query, paginated). Summary and description default
-        to the first line and the rest of the handler's docstring.
+        request_schema, response_schema, query, paginated, media_type, admin, responses,
+        example, response_headers). Summary and description default to the first line and
+        the rest of the handler's docstring.
         """
         def register(handler: Callable) -> Callable:
             first, _, rest = (inspect.getdoc(handler) or "").partition("\n")

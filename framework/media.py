@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from framework.app import ApiError, ApiRequest, App, error_response
+from framework.app import ApiError, ApiRequest, App, Example, error_response
 from framework.config import ConfigError
 from framework.messages import Response
 from framework.multipart import FilePart
-from framework.sniff import HEAD_SIZE, sniff
+from framework.sniff import HEAD_SIZE, MEDIA_TYPES, sniff
 from framework.urls import percent_encode
 from handlers.static import REASON, StaticFiles, StaticOptions
 
@@ -218,11 +218,15 @@ def read_head(path: str) -> bytes:
         return b""  # gone since it was resolved; serving it fails with a 404 next
 
 
+def served_type(mime: str) -> str:
+    """The Content-Type a file of this sniffed type is served with."""
+    return mime + "; charset=utf-8" if mime == "text/plain" else mime
+
+
 def serving_fields(head: bytes) -> list[tuple[str, str]]:
     """Content-Type, nosniff, and ``attachment`` unless a raster image or plain text."""
     mime = sniff(head).mime
-    fields = [("Content-Type", mime + "; charset=utf-8" if mime == "text/plain" else mime),
-              ("X-Content-Type-Options", "nosniff")]
+    fields = [("Content-Type", served_type(mime)), ("X-Content-Type-Options", "nosniff")]
     if mime not in INLINE_TYPES:
         fields.append(("Content-Disposition", "attachment"))
     return fields
@@ -252,16 +256,41 @@ def serve_media(req: ApiRequest, rel_path: str) -> Response:
     return response
 
 
-def mount(app: App, directory: str | None = None) -> None:
+# how a stored file is answered, for the docs (see StaticFiles.answer and serving_fields)
+MEDIA_HEADERS = {
+    "ETag": {"required": True, "schema": {"type": "string"}, "description": "of this version"},
+    "Last-Modified": {"required": True, "schema": {"type": "string"}},
+    "X-Content-Type-Options": {"required": True, "schema": {"type": "string", "enum": ["nosniff"]}},
+    "Content-Disposition": {"schema": {"type": "string", "enum": ["attachment"]},
+                            "description": "for anything but raster images and plain text"},
+}
+CONDITIONAL_HEADERS = {
+    "Range": {"in": "header", "type": "string", "example": "bytes=0-99",
+              "description": "one byte range (206); several ranges get the whole file"},
+    "If-None-Match": {"in": "header", "type": "string", "description": "an ETag seen before (304)"},
+}
+MEDIA_RESPONSES = {206: "the requested range (Content-Range says which)",
+                   304: "unchanged since the ETag or date given",
+                   400: "a malformed escape in the name", 403: "outside the media store",
+                   404: "no such file", 416: "the range lies outside the file"}
+
+
+def mount(app: App, directory: str | None = None, media_types: tuple[str, ...] = MEDIA_TYPES,
+          example: Example | None = None) -> None:
     """Serve the store at ``/media/<path>`` from ``app``, and prepare it at start-up.
 
     Uploads (app C) mount the whole store; an app that serves one directory of it mounts
     ``/media/<directory>/<name>`` (memes: ``mount(app, "memes")``), so both can be enabled
-    together without claiming the same route.
+    together without claiming the same route. ``media_types`` are the types its files can
+    have (for the docs: every type the sniffer knows, unless the app stores fewer).
     """
     prefix = "/media/" if directory is None else f"/media/{directory}/"
 
-    @app.get(prefix + "<path:name>", media_type="application/octet-stream")
+    @app.get(prefix + "<path:name>", media_type=tuple(served_type(t) for t in media_types),
+             response_schema={"type": "string", "format": "binary"}, query=CONDITIONAL_HEADERS,
+             response_headers=MEDIA_HEADERS, responses=MEDIA_RESPONSES,
+             example=example or Example(params={"name": "plain/notes.txt"}, response="hello\n",
+                                        media_type="text/plain; charset=utf-8"))
     def media_file(req: ApiRequest, name: str) -> Response:
         """A stored file, read-only (ETag, Range and HEAD as for static files).
 

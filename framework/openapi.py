@@ -1,16 +1,22 @@
-"""The OpenAPI 3.0 document of the mounted routes, and the offline page that lists it (/docs).
+"""The OpenAPI 3.0 document of the mounted routes, and the offline page that explores it (/docs).
 
 Everything comes from the route table: whatever apps are enabled, each route's method, path
-parameters (typed by their converter), query parameters, request body, success response and
-the error responses the framework itself can give for it (400, 404, 413, 415...).
+parameters (typed by their converter), query parameters, request body, success response, its
+example, and every other status it can answer: those the framework itself gives for it (400,
+401/403 for admin routes, 404, 413, 415) and those the route declares (``responses``).
+Bounds that are settings (``IntParam``) are read from the running configuration.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from framework import __version__
+from framework.app import ERROR_CODES
+from framework.auth import DISABLED
+from framework.params import IntParam
 from framework.protocol import REASONS
 from framework.router import BODY_MEDIA_TYPES, PARAM, Route
 
@@ -30,8 +36,13 @@ ERROR_SCHEMA = {
         },
     }},
 }
+ADMIN_SCHEME = "adminToken"
+SECURITY_SCHEMES = {ADMIN_SCHEME: {
+    "type": "http", "scheme": "bearer",
+    "description": "the server's admin_token (--admin-token, HTTPD_ADMIN_TOKEN)"}}
 PATH_SCHEMAS = {
-    "int": {"type": "integer", "format": "int64", "minimum": 0},
+    "int": {"type": "integer", "format": "int64", "minimum": 0,
+            "maximum": 2 ** 63 - 1},
     "str": {"type": "string"},
     "path": {"type": "string", "description": "the rest of the path; may contain '/'"},
 }
@@ -44,9 +55,21 @@ PAGE_PARAMETERS = [
                     "large ones are clamped to the server's max_page_size",
      "schema": {"type": "integer", "minimum": 1}},
 ]
+# what the framework's own refusals say, for the examples of the statuses it adds
+FRAMEWORK_MESSAGES = {
+    400: "Request validation has failed",
+    401: "a valid admin bearer token is required",
+    403: DISABLED,
+    404: "not found",
+    413: "request body exceeds the limit",
+    415: "Content-Type is not accepted here",
+}
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": {
+    "description": "the authentication scheme: Bearer", "required": True,
+    "schema": {"type": "string", "example": 'Bearer realm="admin"'}}}
 
 
-def document(apps: Iterable[Any]) -> dict[str, Any]:
+def document(apps: Iterable[Any], settings: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI 3.0 document for ``apps`` (objects with name, title and routes)."""
     apps = list(apps)
     paths: dict[str, dict[str, Any]] = {}
@@ -54,7 +77,7 @@ def document(apps: Iterable[Any]) -> dict[str, Any]:
     for app in apps:
         for route in app.routes:
             item = paths.setdefault(template(route.pattern), {})
-            item[route.method.lower()] = operation(route, operation_ids)
+            item[route.method.lower()] = operation(route, operation_ids, settings)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "httpd.py", "version": __version__,
@@ -62,7 +85,7 @@ def document(apps: Iterable[Any]) -> dict[str, Any]:
                                 "or without its trailing slash, HEAD on GET routes, and OPTIONS."},
         "tags": [{"name": app.name, "description": app.title} for app in apps],
         "paths": paths,
-        "components": {"schemas": {"Error": ERROR_SCHEMA}},
+        "components": {"schemas": {"Error": ERROR_SCHEMA}, "securitySchemes": SECURITY_SCHEMES},
     }
 
 
@@ -71,22 +94,21 @@ def template(pattern: str) -> str:
     return PARAM.sub(lambda m: "{" + m.group(2) + "}", pattern)
 
 
-def operation(route: Route, taken: set[str]) -> dict[str, Any]:
+def operation(route: Route, taken: set[str], settings: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": unique_id(route, taken),
         "summary": route.summary or f"{route.method} {route.pattern}",
         "tags": list(route.tags),
-        "parameters": parameters(route),
+        "parameters": parameters(route, settings),
         "responses": responses(route),
     }
     if route.description:
         op["description"] = route.description
-    kinds = route.body_kinds
-    if kinds:
-        schemas = route.request_schema if len(kinds) > 1 else {kinds[0]: route.request_schema}
-        op["requestBody"] = {"required": True, "content": {
-            BODY_MEDIA_TYPES[kind]: {"schema": (schemas or {}).get(kind) or {"type": "object"}}
-            for kind in kinds}}
+    if route.admin:
+        op["security"] = [{ADMIN_SCHEME: []}]
+    body = request_body(route)
+    if body:
+        op["requestBody"] = body
     return op
 
 
@@ -101,45 +123,105 @@ def unique_id(route: Route, taken: set[str]) -> str:
     return candidate
 
 
-def parameters(route: Route) -> list[dict[str, Any]]:
+def parameters(route: Route, settings: dict[str, Any]) -> list[dict[str, Any]]:
     params = [{"name": name, "in": "path", "required": True, "schema": dict(PATH_SCHEMAS[kind])}
               for name, kind in route.params.items()]
     for name, spec in route.query.items():
-        schema = dict(spec)
-        param = {"name": name, "in": "query", "required": bool(schema.pop("required", False))}
-        if "description" in schema:
-            param["description"] = schema.pop("description")
-        param["schema"] = schema
+        if isinstance(spec, IntParam):
+            param = {"name": name, "in": "query", "required": False,
+                     "description": spec.description, "schema": spec.schema(settings)}
+        else:
+            schema = dict(spec)
+            param = {"name": name, "in": schema.pop("in", "query"),
+                     "required": bool(schema.pop("required", False))}
+            if "description" in schema:
+                param["description"] = schema.pop("description")
+            param["schema"] = schema
         params.append(param)
     if route.paginated:
         params.extend(dict(p) for p in PAGE_PARAMETERS)
+    examples = route.example.params if route.example else {}
+    for param in params:
+        if param["name"] in examples:
+            param["example"] = examples[param["name"]]
     return params
+
+
+def request_body(route: Route) -> dict[str, Any] | None:
+    kinds = route.body_kinds
+    if not kinds:
+        return None
+    schemas = route.request_schema if len(kinds) > 1 else {kinds[0]: route.request_schema}
+    example = route.example.body if route.example else None
+    # with several kinds (a form or JSON), the example is the JSON one
+    example_kind = kinds[0] if len(kinds) == 1 else "json"
+    content = {}
+    for kind in kinds:
+        media: dict[str, Any] = {"schema": (schemas or {}).get(kind) or {"type": "object"}}
+        if example is not None and kind == example_kind:
+            media["example"] = example
+        content[BODY_MEDIA_TYPES[kind]] = media
+    return {"required": True, "content": content}
 
 
 def responses(route: Route) -> dict[str, Any]:
     status = route.status
-    success: dict[str, Any] = {"description": REASONS.get(status, "Success")}
-    if status != 204:
-        schema = route.response_schema or {}
-        if route.paginated:
-            schema = page_of(schema)
-        success["content"] = {route.media_type: {"schema": schema}}
-    if status == 201:
-        success["headers"] = {"Location": {"description": "URL of the created resource",
-                                           "schema": {"type": "string"}}}
-    out = {str(status): success}
-    for code in error_statuses(route):
-        out[str(code)] = {"description": REASONS.get(code, "Error"),
-                          "content": {"application/json": {"schema": ERROR_REF}}}
-    out["default"] = {"description": "Any other error, in the same envelope",
-                      "content": {"application/json": {"schema": ERROR_REF}}}
+    out = {str(status): success_response(route)}
+    for code in sorted({*framework_statuses(route), *route.responses}):
+        if code == status:
+            continue
+        description = route.responses.get(code) or FRAMEWORK_MESSAGES.get(code, "")
+        reason = REASONS.get(code, "Error")
+        answer: dict[str, Any] = {"description": f"{reason}: {description}" if description
+                                  else reason}
+        if code >= 400:
+            answer["content"] = {"application/json": {"schema": ERROR_REF, "example": {
+                "error": {"code": ERROR_CODES.get(code, f"error_{code}"),
+                          "message": description or reason, "fields": {}}}}}
+            if code == 401:
+                answer["headers"] = UNAUTHORIZED_HEADERS
+        elif code < 300 and code != 204:  # e.g. 206: a part of the success content
+            answer["content"] = success_content(route, with_example=False)
+        out[str(code)] = answer
     return out
 
 
-def error_statuses(route: Route) -> list[int]:
+def success_response(route: Route) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": REASONS.get(route.status, "Success")}
+    if route.status != 204:
+        success["content"] = success_content(route, with_example=True)
+    headers = dict(route.response_headers)
+    if route.status == 201:
+        headers["Location"] = {"description": "URL of the created resource",
+                               "schema": {"type": "string"}}
+    if headers:
+        success["headers"] = headers
+    return success
+
+
+def success_content(route: Route, with_example: bool) -> dict[str, Any]:
+    schema = route.response_schema or {}
+    if route.paginated:
+        schema = page_of(schema)
+    kinds = (route.media_type,) if isinstance(route.media_type, str) else route.media_type
+    example = route.example
+    content = {}
+    for media_type in kinds:
+        media: dict[str, Any] = {"schema": schema}
+        if (with_example and example is not None and example.response is not None
+                and example.media_type in (None, media_type)):
+            media["example"] = example.response
+        content[media_type] = media
+    return content
+
+
+def framework_statuses(route: Route) -> list[int]:
+    """The error statuses the framework itself may answer for this route."""
     codes = []
     if route.body is not None or route.query or route.paginated:
-        codes.append(400)
+        codes.append(400)  # a bad body, or a malformed query string
+    if route.admin:
+        codes += [401, 403]
     if route.params or route.paginated:
         codes.append(404)
     if route.body is not None:
@@ -155,79 +237,5 @@ def page_of(item: dict[str, Any]) -> dict[str, Any]:
                            "previous": link, "results": {"type": "array", "items": item}}}
 
 
-# Self-contained on purpose: no CDN, no external fonts or scripts, so it works offline.
-DOCS_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>API documentation</title>
-<style>
-body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem;
-       padding: 0 1rem; }
-h2 { border-bottom: 1px solid #ccc; margin-top: 2rem; }
-details { border: 1px solid #ddd; border-radius: 4px; margin: .4rem 0; padding: .3rem .6rem; }
-summary { cursor: pointer; }
-.method { display: inline-block; width: 4.5rem; font-weight: bold; font-family: monospace; }
-.path { font-family: monospace; }
-.GET { color: #0a6; } .POST { color: #05c; } .PUT { color: #a60; }
-.PATCH { color: #a0a; } .DELETE { color: #c22; }
-pre { background: #f6f6f6; padding: .5rem; overflow: auto; }
-</style>
-</head>
-<body>
-<h1 id="title">API documentation</h1>
-<p>Generated from <a href="/openapi.json">/openapi.json</a>.</p>
-<div id="endpoints">Loading...</div>
-<script>
-"use strict";
-function el(tag, text, cls) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
-}
-function block(title, value) {
-  const wrap = el("div");
-  wrap.appendChild(el("h4", title));
-  wrap.appendChild(el("pre", JSON.stringify(value, null, 2)));
-  return wrap;
-}
-function render(spec) {
-  document.getElementById("title").textContent = spec.info.title + " " + spec.info.version;
-  const root = document.getElementById("endpoints");
-  root.textContent = "";
-  const groups = new Map((spec.tags || []).map(t => [t.name, {tag: t, ops: []}]));
-  for (const [path, item] of Object.entries(spec.paths)) {
-    for (const [method, op] of Object.entries(item)) {
-      const name = (op.tags || ["other"])[0];
-      if (!groups.has(name)) groups.set(name, {tag: {name: name}, ops: []});
-      groups.get(name).ops.push({path: path, method: method.toUpperCase(), op: op});
-    }
-  }
-  for (const {tag, ops} of groups.values()) {
-    if (!ops.length) continue;
-    root.appendChild(el("h2", tag.description ? tag.name + ": " + tag.description : tag.name));
-    for (const {path, method, op} of ops) {
-      const details = el("details");
-      const line = el("summary");
-      line.appendChild(el("span", method, "method " + method));
-      line.appendChild(el("span", path, "path"));
-      line.appendChild(document.createTextNode(" " + (op.summary || "")));
-      details.appendChild(line);
-      if (op.description) details.appendChild(el("p", op.description));
-      if (op.parameters && op.parameters.length) {
-        details.appendChild(block("Parameters", op.parameters));
-      }
-      if (op.requestBody) details.appendChild(block("Request body", op.requestBody.content));
-      details.appendChild(block("Responses", op.responses));
-      root.appendChild(details);
-    }
-  }
-}
-fetch("/openapi.json").then(r => r.json()).then(render).catch(err => {
-  document.getElementById("endpoints").textContent = "Cannot load /openapi.json: " + err;
-});
-</script>
-</body>
-</html>
-"""
+# Self-contained on purpose (inline CSS and script, no CDN), so it works offline.
+DOCS_PAGE = (Path(__file__).resolve().parent / "docs.html").read_bytes()

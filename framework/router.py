@@ -28,6 +28,21 @@ RECENT_PATHS = 4096  # how many paths' matches are remembered
 MISSING, CLAIMED, UNCLAIMED = object(), object(), object()
 
 
+@dataclass(frozen=True)
+class Example:
+    """One worked request and its success answer, shown in /openapi.json and tried by /docs.
+
+    ``params`` holds path and query parameters by name; ``body`` the JSON body, or the fields
+    of a multipart form (a file part as its text content); ``response`` the success answer's
+    body (None for 204). ``media_type`` picks the one response media type the example is
+    for when the route lists several.
+    """
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    response: Any = None
+    media_type: str | None = None
+
+
 @dataclass
 class Route:
     """One endpoint: what answers it, and enough description to document it (OpenAPI)."""
@@ -43,9 +58,15 @@ class Route:
     description: str = ""
     request_schema: dict | None = None  # with several body kinds: {kind: schema}
     response_schema: dict | None = None
-    query: dict[str, dict] = field(default_factory=dict)  # name -> JSON schema, for the docs
+    query: dict[str, Any] = field(default_factory=dict)  # name -> JSON schema or IntParam
     paginated: bool = False  # the response is a §1.10 page of response_schema items
-    media_type: str = "application/json"  # of the success response, for the docs
+    # of the success response, for the docs; a tuple when the content decides
+    media_type: str | tuple[str, ...] = "application/json"
+    admin: bool = False  # only with the admin bearer token (the dispatcher checks it first)
+    # other statuses the handler answers, with what they mean (an error's example message)
+    responses: dict[int, str] = field(default_factory=dict)
+    example: Example | None = None
+    response_headers: dict[str, dict] = field(default_factory=dict)  # name -> OpenAPI header
     tags: list[str] = field(default_factory=list)
     params: dict[str, str] = field(init=False)  # parameter name -> converter, in path order
 

@@ -96,6 +96,12 @@ def text_mime(head: bytes) -> str:
     return "text/plain"
 
 
+# Every type detect_mime can answer, for the API docs of the media routes (tested).
+MEDIA_TYPES = tuple(dict.fromkeys([
+    *(mime for _, _, mime in SIGNATURES), *RIFF_FORMATS.values(), "audio/mpeg", "image/bmp",
+    "text/html", "image/svg+xml", "text/xml", "text/plain", OCTET_STREAM]))
+
+
 def image_size(file: BinaryIO, mime: str) -> tuple[int, int] | None:
     """(width, height) of a PNG, GIF or JPEG read from ``file`` (seekable); None if unknown.
 

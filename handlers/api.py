@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from framework import db, openapi
-from framework.app import ApiError, ApiRequest, App, error_response
+from framework.app import ApiError, ApiRequest, App, Example, error_response
+from framework.auth import require_admin
 from framework.messages import Response, json_response
 from framework.protocol import KNOWN_METHODS, REASONS, Request
 from framework.router import BODY_MEDIA_TYPES, Route, Router
@@ -25,22 +26,27 @@ core = App("core", title="Server: health and API documentation", claims=["/api/"
 
 
 @core.get("/api/ping", response_schema={"type": "object", "required": ["status"],
-                                         "properties": {"status": {"type": "string"}}})
+                                         "properties": {"status": {"type": "string"}}},
+          example=Example(response={"status": "ok"}))
 def ping(req: ApiRequest) -> dict[str, str]:
     """Liveness check for load balancers; touches no database."""
     return {"status": "ok"}
 
 
-@core.get("/openapi.json", response_schema={"type": "object"})
+@core.get("/openapi.json", response_schema={"type": "object", "required": ["openapi", "paths"]},
+          example=Example(response={"openapi": openapi.OPENAPI_VERSION,
+                                    "info": {"title": "httpd.py", "version": "1.0"},
+                                    "paths": {"/api/ping": {"get": {"responses": {}}}}}))
 def openapi_document(req: ApiRequest) -> dict[str, Any]:
     """The OpenAPI 3.0 document of every mounted route."""
-    return openapi.document(req.apps)
+    return openapi.document(req.apps, req.settings)
 
 
-@core.get("/docs", media_type="text/html", response_schema={"type": "string"})
+@core.get("/docs", media_type="text/html", response_schema={"type": "string"},
+          example=Example(response="<!DOCTYPE html>\n<html lang=\"en\">..."))
 def docs_page(req: ApiRequest) -> Response:
-    """A self-contained HTML page listing the endpoints of /openapi.json."""
-    return Response(200, openapi.DOCS_PAGE.encode("utf-8"), content_type="text/html; charset=utf-8")
+    """An offline page to explore and try every endpoint of /openapi.json."""
+    return Response(200, openapi.DOCS_PAGE, content_type="text/html; charset=utf-8")
 
 
 class Dispatcher:
@@ -119,6 +125,8 @@ class Dispatcher:
         """Run the handler and render what it gives (data, None, a Response or an error)."""
         req = ApiRequest(request, route, params, self.settings, self.apps)
         try:
+            if route.admin:
+                require_admin(req)
             result = route.handler(req, **params)
             if isinstance(result, Response):
                 response = result

@@ -2,11 +2,12 @@
 # Installs the test dependencies and runs every test: the README's test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v chromium >/dev/null 2>&1; then
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      chromium chromium-driver >/dev/null
   else
-    echo "tests/run.sh: chromium is not installed and cannot be installed here" >&2
+    echo "tests/run.sh: chromium or chromedriver is missing and cannot be installed here" >&2
   fi
 fi
 python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt

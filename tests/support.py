@@ -6,9 +6,11 @@ import json
 import signal
 import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -253,3 +255,14 @@ def split_responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
         out.append((status, headers, rest[:length]))
         raw = rest[length:]
     return out
+
+
+def png(width: int, height: int, pixels: bytes) -> bytes:
+    """An RGB PNG from raw pixel bytes (width * height * 3)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = b"".join(b"\x00" + pixels[y * width * 3:(y + 1) * width * 3] for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))

@@ -18,14 +18,12 @@ import base64
 import os
 import re
 import shutil
-import struct
 import subprocess
 import time
-import zlib
 from pathlib import Path
 
 import pytest
-from support import running_server
+from support import png, running_server
 
 IMAGES = 180
 VERDICT = re.compile(r'<pre id="verdict">(.*?)</pre>', re.DOTALL)
@@ -39,17 +37,6 @@ JPEG = base64.b64decode(
     "AAAAAAAAAAECAwAhBBExQf/aAAwDAQACEQMRAD8AlrLKcYUQuSvEAAuyyd05WWSWS9q7VfVfq5QCmmvj1xppiRhE"
     "AA6ANABoA0B5n//Z")
 GIF = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
-
-
-def png(width: int, height: int, pixels: bytes) -> bytes:
-    """An RGB PNG from raw pixel bytes (width * height * 3)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    rows = b"".join(b"\x00" + pixels[y * width * 3:(y + 1) * width * 3] for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def svg(n: int) -> bytes:

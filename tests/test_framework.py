@@ -535,7 +535,8 @@ def test_openapi_describes_bodies_and_responses(server):
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert schema["additionalProperties"] is False
     assert {"client_id", "phone", "email", "gender", "birthday"} <= set(schema["properties"])
-    assert {"201", "400", "413", "415", "default"} <= set(post["responses"])
+    assert schema["required"] == ["client_id"]
+    assert set(post["responses"]) == {"201", "400", "409", "413", "415"}
     assert "Location" in post["responses"]["201"]["headers"]
     listing = paths["/api/interests"]["get"]
     page_schema = listing["responses"]["200"]["content"]["application/json"]["schema"]
@@ -543,8 +544,10 @@ def test_openapi_describes_bodies_and_responses(server):
     assert page_schema["properties"]["results"]["items"]["required"] == ["client_id",
                                                                          "interests"]
     assert {"client_ids", "page", "page_size"} <= {p["name"] for p in listing["parameters"]}
-    assert set(paths["/api/scores/{client_id}"]["delete"]["responses"]) == {"204", "404",
-                                                                            "default"}
+    assert set(paths["/api/scores/{client_id}"]["delete"]["responses"]) == {"204", "404"}
+    put = paths["/api/interests/{client_id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+        "interests"]
     assert "text/html" in paths["/docs"]["get"]["responses"]["200"]["content"]
 
 

@@ -607,7 +607,7 @@ def test_create_gives_the_seed_demo_data(server: ServerProcess) -> None:
     assert all(item["name"] == f"item-{item['id']}" and 100 <= item["price"] <= 10000
                for item in items)
     assert all(store["address"] == f"store-{store['id']}" for store in stores)
-    assert [item["id"] for item in items] == list(range(items[0]["id"], items[0]["id"] + 50))
+    assert [item["id"] for item in items] == list(range(1, 51))
     per_month = sql(server, "SELECT substr(sale_time, 1, 7), COUNT(*) FROM sales "
                             "GROUP BY 1 ORDER BY 1")
     assert per_month == [(f"{year}-{m:02d}", 300) for m in range(1, 13)]
@@ -629,13 +629,27 @@ def test_create_gives_the_seed_demo_data(server: ServerProcess) -> None:
     assert sum(row["sales_amount"] for row in get(server, "/items/top/?cnt=50")) == 3602
 
 
-def demo_data(server: ServerProcess) -> tuple[list, list]:
-    """The demo set with ids made relative, to compare two /create/ runs."""
-    items = get(server, "/items/")
-    first_item, first_store = items[0]["id"], get(server, "/stores/")[0]["id"]
-    sales = sql(server, "SELECT sale_time, item_id, store_id FROM sales ORDER BY id")
-    return ([item["price"] for item in items],
-            [(t, i - first_item, s - first_store) for t, i, s in sales])
+def demo_data(server: ServerProcess) -> tuple[list, list, list]:
+    """The whole demo set, ids included, to compare two /create/ runs."""
+    return (get(server, "/items/"), get(server, "/stores/"),
+            sql(server, "SELECT id, sale_time, item_id, store_id FROM sales ORDER BY id"))
+
+
+def test_create_restarts_ids_and_names_at_1(server: ServerProcess,
+                                            shop: dict[str, int]) -> None:
+    """As the seed's drop-and-create: earlier rows leave no gap in the new ids."""
+    add_sale(server, shop["item1"], shop["store1"], times=3)
+    admin(server, "/create/?seed=3")
+    items, stores, sales = demo_data(server)
+    assert [(item["id"], item["name"]) for item in items] == [
+        (n, f"item-{n}") for n in range(1, 51)]
+    assert stores == [{"id": n, "address": f"store-{n}"} for n in range(1, 51)]
+    assert [sale[0] for sale in sales] == list(range(1, 3601))
+    # a second /create/ starts from 1 again, and new rows continue after the demo set
+    admin(server, "/create/", "GET")
+    assert get(server, "/items/")[0]["id"] == 1 and get(server, "/stores/")[-1]["id"] == 50
+    assert add_item(server, "after", 5) == 51
+    assert add_sale(server, 51, 50)[0]["id"] == 3601
 
 
 def test_create_with_a_seed_is_reproducible(server: ServerProcess) -> None:
@@ -687,3 +701,14 @@ def test_admin_helpers_work_with_the_token(server: ServerProcess, shop: dict[str
     assert sql(server, "SELECT COUNT(*) FROM sales") == [(3600,)]
     assert admin(server, "/clear/", method) == {"status": "ok"}
     assert sql(server, "SELECT COUNT(*) FROM sales") == [(0,)]
+
+
+def test_documented_cnt_bound_is_the_configured_one(tokenless: ServerProcess) -> None:
+    """/openapi.json and the validation read the same declaration and the same setting."""
+    paths = tokenless.get("/openapi.json").json()["paths"]
+    for path in ("/items/top/", "/stores/top/"):
+        cnt = next(p for p in paths[path]["get"]["parameters"] if p["name"] == "cnt")
+        assert (cnt["schema"]["minimum"], cnt["schema"]["maximum"]) == (1, 5)
+        assert tokenless.get(f"{path}?cnt=5").status_code == 200
+        assert tokenless.get(f"{path}?cnt=6").status_code == 400
+        assert tokenless.get(f"{path}?cnt=0").status_code == 400

@@ -15,18 +15,27 @@ from apps.citizens.generator import (
 from apps.citizens.stats import town_percentiles
 from apps.citizens.tables import SCHEMA
 from apps.citizens.validation import today_utc, validate_import, validate_patch
-from framework.app import ApiError, ApiRequest, App, validation_error
-from framework.auth import require_admin
+from framework.app import ApiError, ApiRequest, App, Example, validation_error
 from framework.messages import Response, json_response
 
 app = App("citizens", schema=SCHEMA, title="Citizens imports")
 
 JSON = "application/json; charset=utf-8"
 OK = {"data": {"status": "ok"}}
+CITIZEN = {"citizen_id": 1, "town": "Москва", "street": "Льва Толстого", "building": "16к7стр5",
+           "apartment": 7, "name": "Иванов Иван Иванович", "birth_date": "26.12.1986",
+           "gender": "male", "relatives": []}
+IMPORT = {"import_id": 1}
+CITIZEN_PATH = {**IMPORT, "citizen_id": 1}
+NO_IMPORT = {404: "import 1 not found"}
+RULES = ("Beyond the schema: birth_date must be a real date not after today (UTC), and "
+         "relatives must be citizen_ids of the same import listed on both sides (mutual), "
+         "never the citizen itself.")
 
 
-@app.post("/imports", status=201, max_body="imports_max_body",
-          request_schema=schemas.IMPORT_REQUEST, response_schema=schemas.IMPORT_CREATED)
+@app.post("/imports", status=201, max_body="imports_max_body", description=RULES,
+          request_schema=schemas.IMPORT_REQUEST, response_schema=schemas.IMPORT_CREATED,
+          example=Example(body={"citizens": [CITIZEN]}, response={"data": IMPORT}))
 def create_import(req: ApiRequest) -> dict[str, Any]:
     """Store a new import of citizens; 400 and nothing stored on any invalid field."""
     citizens = validate_import(req.json())
@@ -34,7 +43,13 @@ def create_import(req: ApiRequest) -> dict[str, Any]:
 
 
 @app.patch("/imports/<int:import_id>/citizens/<int:citizen_id>",
-           request_schema=schemas.PATCH_REQUEST, response_schema=schemas.ONE_CITIZEN)
+           request_schema=schemas.PATCH_REQUEST, response_schema=schemas.ONE_CITIZEN,
+           description="Beyond the schema: birth_date must be a real date not after today "
+                       "(UTC), and relatives must be citizen_ids of the same import, never the "
+                       "citizen itself; the other side of each relation changes too.",
+           responses={404: "citizen 1 not found in import 1"},
+           example=Example(params=CITIZEN_PATH, body={"name": "Иванова Мария Леонидовна"},
+                           response={"data": {**CITIZEN, "name": "Иванова Мария Леонидовна"}}))
 def update_citizen(req: ApiRequest, import_id: int, citizen_id: int) -> Response:
     """Change some fields of a citizen; relatives change on both sides."""
     values = validate_patch(req.json())
@@ -42,20 +57,26 @@ def update_citizen(req: ApiRequest, import_id: int, citizen_id: int) -> Response
                     content_type=JSON)
 
 
-@app.get("/imports/<int:import_id>/citizens", response_schema=schemas.CITIZEN_LIST)
+@app.get("/imports/<int:import_id>/citizens", response_schema=schemas.CITIZEN_LIST,
+         responses=NO_IMPORT, example=Example(params=IMPORT, response={"data": [CITIZEN]}))
 def list_citizens(req: ApiRequest, import_id: int) -> Response:
     """Every citizen of an import, by citizen_id."""
     return Response(200, store.citizens_json(req.db, import_id), content_type=JSON)
 
 
-@app.get("/imports/<int:import_id>/citizens/birthdays", response_schema=schemas.BIRTHDAYS)
+@app.get("/imports/<int:import_id>/citizens/birthdays", response_schema=schemas.BIRTHDAYS,
+         responses=NO_IMPORT, example=Example(params=IMPORT, response={"data": {
+             str(month): [{"citizen_id": 2, "presents": 1}] if month == 12 else []
+             for month in range(1, 13)}}))
 def birthdays(req: ApiRequest, import_id: int) -> dict[str, Any]:
     """Per month, how many presents each citizen buys for relatives born in it."""
     return {"data": store.birthdays(req.db, import_id)}
 
 
 @app.get("/imports/<int:import_id>/towns/stat/percentile/age",
-         response_schema=schemas.PERCENTILES)
+         response_schema=schemas.PERCENTILES, responses=NO_IMPORT,
+         example=Example(params=IMPORT, response={"data": [
+             {"town": "Москва", "p50": 37.0, "p75": 37.0, "p99": 37.0}]}))
 def age_percentiles(req: ApiRequest, import_id: int) -> dict[str, Any]:
     """p50, p75 and p99 of the ages (full years, UTC today) per town."""
     return {"data": town_percentiles(store.town_ages(req.db, import_id, today_utc()))}
@@ -102,15 +123,21 @@ def init_tables(req: ApiRequest) -> dict[str, Any]:
 def make_citizens_dust(req: ApiRequest) -> dict[str, Any]:
     """Delete every import (admin only); ids are never reused."""
     require_helpers(req)
-    require_admin(req)
     store.clear(req.db)
     return OK
 
 
 # the seed served these with GET; POST (and DELETE for the wipe) are the honest methods
+HELPERS_OFF = {404: "the citizens helpers are disabled (citizens_helpers is false)"}
 for method in ("GET", "POST"):
     app.route(method, "/generate/<int:count>", query=schemas.GENERATE_QUERY,
-              response_schema=schemas.GENERATED)(generate_import)
-    app.route(method, "/init", response_schema=schemas.STATUS)(init_tables)
+              response_schema=schemas.GENERATED, responses=HELPERS_OFF,
+              description=f"count is at most {MAX_COUNT}; relations at most "
+                          "min(50000, count*(count-1)/2).",
+              example=Example(params={"count": 1, "seed": 7, "relations": 0, "worst": 0},
+                              response={"citizens": [CITIZEN]}))(generate_import)
+    app.route(method, "/init", response_schema=schemas.STATUS, responses=HELPERS_OFF,
+              example=Example(response=OK))(init_tables)
 for method in ("GET", "POST", "DELETE"):
-    app.route(method, "/make_citizens_dust", response_schema=schemas.STATUS)(make_citizens_dust)
+    app.route(method, "/make_citizens_dust", admin=True, response_schema=schemas.STATUS,
+              responses=HELPERS_OFF, example=Example(response=OK))(make_citizens_dust)

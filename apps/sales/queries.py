@@ -122,10 +122,16 @@ def wipe(conn: sqlite3.Connection) -> None:
         conn.execute(f"DELETE FROM {table}")  # a fixed name from the tuple above, not input
 
 
+def restart_ids(conn: sqlite3.Connection) -> None:
+    """Make AUTOINCREMENT start again at 1 (in the caller's transaction, after ``wipe``), as
+    dropping and re-creating the tables would."""
+    conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('item', 'store', 'sales')")
+
+
 def fill_demo(conn: sqlite3.Connection, rng: random.Random, year: int) -> dict[str, int]:
     """The seed's demo data (in the caller's transaction): 50 stores, 50 items priced
     100..10000, and 300 sales in each month of ``year``, on day 1..28 at 00:00 UTC, of a
-    random item in a random store. Names carry the row's id (``item-51`` is item 51)."""
+    random item in a random store. Names carry the row's id (``item-7`` is item 7)."""
     first_store, first_item = next_id(conn, "store"), next_id(conn, "item")
     store_ids = range(first_store, first_store + DEMO_STORES)
     item_ids = range(first_item, first_item + DEMO_ITEMS)

@@ -15,7 +15,7 @@ from typing import Any
 
 from apps.scores import validation
 from apps.scores.schema import SCHEMA
-from framework.app import ApiError, ApiRequest, App, created
+from framework.app import ApiError, ApiRequest, App, Example, created
 from framework.db import transaction
 from framework.messages import Response
 from framework.pagination import paginate
@@ -147,7 +147,7 @@ SCORE_PROPERTIES = {
     "client_id": CLIENT_ID,
     "phone": {"type": "string", "pattern": "^7[0-9]{10}$", "nullable": True,
               "description": "11 digits starting with 7; a JSON number is accepted too"},
-    "email": {**TEXT, "description": "must contain '@'"},
+    "email": {**TEXT, "pattern": "@", "description": "must contain '@'"},
     "first_name": TEXT,
     "last_name": TEXT,
     "birthday": {"type": "string", "pattern": "^[0-9]{2}\\.[0-9]{2}\\.[0-9]{4}$",
@@ -155,13 +155,26 @@ SCORE_PROPERTIES = {
     "gender": {"type": "integer", "enum": [0, 1, 2], "nullable": True,
                "description": "0 unknown, 1 male, 2 female"},
 }
-SCORE_BODY = {
-    "type": "object", "additionalProperties": False, "properties": SCORE_PROPERTIES,
-    "description": "All fields but client_id are optional; \"\" and null mean absent. At least "
-                   "one pair must be complete: phone+email, first_name+last_name or "
-                   "gender+birthday. client_id is required by POST; in a PUT it may be "
-                   "left out and must otherwise equal the path's.",
-}
+
+
+def present(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field given a value: "" and null both mean absent."""
+    return {**schema, "nullable": False, **({"minLength": 1} if schema["type"] == "string" else {})}
+
+
+PAIR_RULE = {"anyOf": [{"required": list(pair),
+                        "properties": {name: present(SCORE_PROPERTIES[name]) for name in pair}}
+                       for pair in validation.PAIRS]}
+SCORE_RULES = ("All fields but client_id are optional; \"\" and null mean absent. At least one "
+               "pair must be complete: phone+email, first_name+last_name or gender+birthday. "
+               "A birthday must be a real date within the last 70 years (UTC), which JSON "
+               "Schema cannot say.")
+SCORE_BODY = {"type": "object", "additionalProperties": False, "properties": SCORE_PROPERTIES,
+              "required": ["client_id"], **PAIR_RULE, "description": SCORE_RULES}
+SCORE_REPLACEMENT = {"type": "object", "additionalProperties": False,
+                     "properties": SCORE_PROPERTIES, **PAIR_RULE,
+                     "description": SCORE_RULES + " client_id may be left out; if given it "
+                                                  "must equal the path's."}
 SCORE_ITEM = {
     "type": "object", "required": ["client_id", *SCORE_COLUMNS],
     "properties": {**SCORE_PROPERTIES, "score": {
@@ -169,36 +182,63 @@ SCORE_ITEM = {
         "description": "1.5 for phone, 1.5 for email, 1.5 for gender (1 or 2) with birthday, "
                        "0.5 for both names"}},
 }
-INTERESTS_BODY = {**INTERESTS_ITEM, "additionalProperties": False, "description":
-                  "client_id is required by POST; in a PUT it may be left out and must "
-                  "otherwise equal the path's."}
+INTERESTS_BODY = {**INTERESTS_ITEM, "additionalProperties": False}
+INTERESTS_REPLACEMENT = {**INTERESTS_BODY, "required": ["interests"], "description":
+                         "client_id may be left out; if given it must equal the path's."}
 CLIENT_IDS_QUERY = {"client_ids": {
     "type": "string", "pattern": "^[0-9]+(,[0-9]+)*$",
     "description": "only these clients: ids separated by commas, e.g. 1,2,3"}}
 
+SCORE_EXAMPLE = {"client_id": 1, "phone": "79175002040", "email": "stupnikov@otus.ru",
+                 "first_name": "Станислав", "last_name": "Ступников", "birthday": "01.01.1990",
+                 "gender": 1}
+INTERESTS_EXAMPLE = {"client_id": 1, "interests": ["books", "hi-tech"]}
 
-def mount(collection: Collection, what: str, item_schema: dict, body_schema: dict) -> None:
-    """Declare the five endpoints of ``collection`` on the app (``what``: its item, in words)."""
+
+@dataclass(frozen=True)
+class Shapes:
+    """What ``mount`` documents for one collection: schemas and a worked example."""
+    what: str  # the item, in words
+    item: dict[str, Any]
+    create: dict[str, Any]  # POST body
+    replace: dict[str, Any]  # PUT body
+    body_example: dict[str, Any]
+    item_example: dict[str, Any]
+
+
+def mount(collection: Collection, shapes: Shapes) -> None:
+    """Declare the five endpoints of ``collection`` on the app."""
     one = collection.path + "/<int:client_id>"
-    app.get(collection.path, paginated=True, query=CLIENT_IDS_QUERY, response_schema=item_schema,
-            summary=f"The {what} of every client, by client_id, a page at a time")(
+    what, item = shapes.what, shapes.item_example
+    client = {"client_id": item["client_id"]}
+    missing = {404: collection.missing.format(item["client_id"])}
+    app.get(collection.path, paginated=True, query=CLIENT_IDS_QUERY, response_schema=shapes.item,
+            summary=f"The {what} of every client, by client_id, a page at a time",
+            example=Example(params={"client_ids": "1,2"}, response={
+                "count": 1, "next": None, "previous": None, "results": [item]}))(
         collection.list)
-    app.post(collection.path, status=201, request_schema=body_schema,
-             response_schema=item_schema,
-             summary=f"Store the {what} of a client (409 if it has some already)")(
-        collection.create)
-    app.get(one, response_schema=item_schema,
-            summary=f"The {what} of one client")(collection.read)
-    app.put(one, request_schema=body_schema, response_schema=item_schema,
-            summary=f"Replace the {what} of a client")(collection.replace)
-    app.delete(one, status=204, summary=f"Delete the {what} of a client")(collection.delete)
+    app.post(collection.path, status=201, request_schema=shapes.create,
+             response_schema=shapes.item,
+             summary=f"Store the {what} of a client (409 if it has some already)",
+             responses={409: collection.conflict.format(item["client_id"])},
+             example=Example(body=shapes.body_example, response=item))(collection.create)
+    app.get(one, response_schema=shapes.item, summary=f"The {what} of one client",
+            responses=missing, example=Example(params=client, response=item))(collection.read)
+    app.put(one, request_schema=shapes.replace, response_schema=shapes.item,
+            summary=f"Replace the {what} of a client", responses=missing,
+            example=Example(params=client, body=shapes.body_example, response=item))(
+        collection.replace)
+    app.delete(one, status=204, summary=f"Delete the {what} of a client", responses=missing,
+               example=Example(params=client))(collection.delete)
 
 
 mount(Collection("/api/interests", Statements("client_interests", ("interests",)),
                  "client {} already has interests", "client {} has no interests",
                  parse_interests, render_interests),
-      "interests", INTERESTS_ITEM, INTERESTS_BODY)
+      Shapes("interests", INTERESTS_ITEM, INTERESTS_BODY, INTERESTS_REPLACEMENT,
+             INTERESTS_EXAMPLE, INTERESTS_EXAMPLE))
 mount(Collection("/api/scores", Statements("client_scores", SCORE_COLUMNS),
                  "client {} already has a score", "client {} has no score",
                  parse_score, render_score),
-      "score", SCORE_ITEM, SCORE_BODY)
+      Shapes("score", SCORE_ITEM, SCORE_BODY, SCORE_REPLACEMENT, SCORE_EXAMPLE,
+             {**SCORE_EXAMPLE, "score": 5.0}))

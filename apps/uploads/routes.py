@@ -11,7 +11,7 @@ from typing import Any
 from apps.uploads import store
 from apps.uploads.schema import SCHEMA
 from framework import media
-from framework.app import ApiRequest, App, created, validation_error
+from framework.app import ApiRequest, App, Example, created, validation_error
 from framework.db import transaction
 from framework.messages import Response
 from framework.multipart import FilePart, Form, read_form
@@ -31,6 +31,13 @@ FILE_SCHEMA = {
                       "description": "false until the background processor is done"},
     },
 }
+UPLOAD_FORM = {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary",
+                            "description": "one non-empty file part with a file name"}},
+}
+FILE_EXAMPLE = {"file": "http://localhost:8080/media/plain/notes.txt",
+                "uploaded_at": "2024-03-05T12:34:56.789012Z", "processed": False}
 # DRF's messages for the FileField, which the seed's clients may know
 NO_FILE = "No file was submitted."
 NOT_A_FILE = "The submitted data was not a file. Check the encoding type on the form."
@@ -92,6 +99,10 @@ def file_item(req: ApiRequest, rel_path: str, uploaded_at: str, status: str) -> 
 
 for path in ("/upload/", "/api/v1.0/upload/"):
     app.post(path, status=201, body="multipart", max_body="upload_max_body",
-             response_schema=FILE_SCHEMA)(upload_file)
+             request_schema=UPLOAD_FORM, response_schema=FILE_SCHEMA,
+             example=Example(body={"file": "hello\n"}, response=FILE_EXAMPLE))(upload_file)
 for path in ("/files/", "/api/v1.0/files/"):
-    app.get(path, paginated=True, response_schema=FILE_SCHEMA)(list_files)
+    app.get(path, paginated=True, response_schema=FILE_SCHEMA, example=Example(
+        params={"page": "1"}, response={"count": 1, "next": None, "previous": None,
+                                      "results": [{**FILE_EXAMPLE, "processed": True}]}))(
+        list_files)
