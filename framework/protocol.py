@@ -34,10 +34,12 @@ TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 HOST_VALUE = re.compile(
     r"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
     r"|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
-# RFC 9110 §9: the methods HTTP defines. The parser takes any token as a method; the
-# handlers answer 501 to one outside this set (405 is for a known method not allowed)
+# The methods this server recognises: RFC 9110 §9's, PATCH (RFC 5789) and QUERY (the safe
+# method with a body, which API tools probe routes with). The parser takes any token as a
+# method; the handlers answer 501 to one outside this set, and 405 with Allow to a known
+# method that a target does not support (RFC 9110 §9.1, §15.5.6).
 KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
-                           "TRACE", "PATCH"))
+                           "TRACE", "PATCH", "QUERY"))
 OWS = " \t"  # RFC 9110 §5.6.3: optional whitespace is SP and HTAB, never other spaces
 ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)")
 

@@ -109,7 +109,7 @@ class Dispatcher:
         if match is None:
             if self.router.claims(request.path):
                 return error_response(404, "no such endpoint") if known else unknown_method(request)
-            return None if known else html_error(501, REASONS[501])
+            return None if known else self.error(501, REASONS[501], request)
         if not known:
             return unknown_method(request)
         methods, params = match
