@@ -4,7 +4,7 @@ Starts httpd.py with one worker on a temporary database, builds the payloads wit
 server's own generator (/generate), then times each handler from the client side, as the
 task's grading robot did, and prints a markdown table. Exits 1 if a target is missed.
 
-    python3 bench/citizens.py [--workers 1] [--runs 5]
+    python3 bench/citizens.py [--workers 1] [--runs 5] [--largest]
 """
 from __future__ import annotations
 
@@ -127,6 +127,49 @@ def measure(client: Client, runs: int) -> list[Timing]:
     ]
 
 
+def densest_import(limit: int, count: int = 10_000) -> tuple[bytes, int]:
+    """The import with the most relations whose body the limit still admits: every citizen
+    related to its k nearest neighbours on a ring (k/2 each side), k as large as fits."""
+    def body(k: int) -> bytes:
+        half = k // 2
+        citizens = [{"citizen_id": i, "town": "Town", "street": "Street", "building": "1",
+                     "apartment": 1, "name": "Name", "birth_date": "01.02.1990",
+                     "gender": "male",
+                     "relatives": [(i + d) % count for d in range(-half, half + 1) if d]}
+                    for i in range(count)]
+        return json.dumps({"citizens": citizens}, separators=(",", ":")).encode()
+
+    per_relative = len(body(1000)) / (count * 1000)  # bytes per relation, nearly constant
+    k = int(limit / count / per_relative) // 2 * 2
+    while k > 2:
+        data = body(k)
+        if len(data) <= limit:
+            return data, k
+        k -= 2
+    raise SystemExit("no import fits the limit")
+
+
+def hostile(client: Client, pid: int) -> list[str]:
+    """The bounded 400 for a body that breaks a rule a million times, and the worker's peak."""
+    bad = b'{"citizens":[' + b",".join([b"0"] * 1_000_000) + b"]}"
+    status, data, seconds = client.call("POST", "/imports", bad)
+    return [f"| POST /imports of {len(bad) / 2**20:.1f} MiB `[0,0,...]` | {status} | "
+            f"{len(data) / 1024:.1f} KiB | {seconds * 1000:.0f} ms | "
+            f"{peak_rss_mib(pid):.0f} MiB |"]
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_pid(proc: subprocess.Popen) -> int:
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    return int(children[0])
+
+
 def table(timings: list[Timing]) -> str:
     lines = ["| handler | runs | median ms | max ms | target ms | |",
              "|---|---:|---:|---:|---:|---|"]
@@ -142,15 +185,31 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="server workers (default 1)")
     parser.add_argument("--runs", type=int, default=3,
                         help="POSTs of each payload; GETs run twice as often (default 3)")
+    parser.add_argument("--largest", action="store_true",
+                        help="also POST the densest import the default body limit admits")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-citizens-") as tmp:
         proc, port = start_server(Path(tmp), args.workers)
         try:
-            timings = measure(Client(port), args.runs)
+            client = Client(port)
+            rows = hostile(client, worker_pid(proc))
+            timings = measure(client, args.runs)
+            if args.largest:
+                data, k = densest_import(80 * 2**20)
+                print(f"densest import: 10,000 citizens x {k} relatives, "
+                      f"{len(data) / 2**20:.1f} MiB", file=sys.stderr)
+                seconds = client.ok("POST", "/imports", data, 201)[1]
+                timings.append(Timing(f"POST /imports, densest the 80 MiB limit admits "
+                                      f"(10,000 x {k} relatives, {len(data) / 2**20:.0f} MiB)",
+                                      [seconds], 120.0))
         finally:
             proc.terminate()
             proc.wait(30)
     print(table(timings))
+    print()
+    print("| hostile input | status | answer | time | worker peak RSS |")
+    print("|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
     return 0 if all(t.ok for t in timings) else 1
 
 
