@@ -15,8 +15,10 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from framework import __version__, config  # noqa: E402
-from framework.log import setup_error_log  # noqa: E402
+from framework import __version__  # noqa: E402
+from framework.server import config  # noqa: E402
+from framework.server.log import setup_error_log  # noqa: E402
+from handlers import app_settings  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(HERE, "server_config.json")
 
@@ -57,7 +59,7 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
     for key in config.PATH_KEYS:
         if flags.get(key) is not None:
             flags[key] = absolute(flags[key], os.getcwd())
-    settings = config.build(file_values, flags)
+    settings = config.build(file_values, flags, app_settings)
     for key in config.PATH_KEYS:
         settings[key] = absolute(settings[key], HERE)
     config.validate_paths(settings)
@@ -72,7 +74,7 @@ def absolute(path: str, base: str) -> str:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    from framework.master import Master
+    from framework.server.master import Master
     from handlers import build_plan
 
     try:

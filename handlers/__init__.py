@@ -3,10 +3,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework import db
-from framework.app import load_app_modules
-from framework.master import Plan
+from framework.server.contract import Plan
+from framework.web import db
+from framework.web.app import load_app_modules
 from handlers.api import Dispatcher
+
+
+def app_settings(app_names: list[str]) -> dict[str, tuple[Any, type, str]]:
+    """The extra keys the enabled apps declare (``SETTINGS`` in each app package)."""
+    schema: dict[str, tuple[Any, type, str]] = {}
+    for module in load_app_modules(app_names):
+        schema.update(getattr(module, "SETTINGS", {}))
+    return schema
 
 
 def build_plan(settings: dict[str, Any]) -> Plan:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from framework import db, openapi
-from framework.app import ApiError, ApiRequest, App, Example, error_response
-from framework.auth import require_admin
-from framework.messages import Response, json_response
-from framework.protocol import KNOWN_METHODS, REASONS, Request
-from framework.router import BODY_MEDIA_TYPES, Route, Router
-from handlers.compression import compress_app_response
-from handlers.static import StaticFiles, StaticOptions
+from framework.server.protocol import KNOWN_METHODS, REASONS, Request
+from framework.web import db, openapi
+from framework.web.app import ApiError, ApiRequest, App, Example, error_response
+from framework.web.auth import require_admin
+from framework.web.compression import compress_app_response
+from framework.web.responses import Response, json_response
+from framework.web.router import BODY_MEDIA_TYPES, Route, Router
+from handlers.static import document_root
 
 log = logging.getLogger("httpd.api")
 RETRY_AFTER_SECONDS = 2
@@ -59,8 +59,8 @@ class Dispatcher:
                 self.router.add(route)
             for prefix in app.claims:
                 self.router.claim(prefix)
-        options = StaticOptions.from_settings(settings)
-        self.static = StaticFiles(settings["document_root"], settings["static_cache_size"], options)
+        self.static = document_root(settings)
+        options = self.static.options
         self.gzip_types = options.gzip_types if options.gzip else None
         self.gzip_min_length = options.gzip_min_length
 

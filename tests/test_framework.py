@@ -19,13 +19,13 @@ import requests
 from openapi_spec_validator import validate as validate_openapi
 from support import parse_response, running_server
 
-from framework import db
-from framework.app import ApiError, ApiRequest
-from framework.auth import require_admin
-from framework.config import CORE_SETTINGS
-from framework.messages import Response
-from framework.protocol import Request
-from framework.router import PARAM, Route
+from framework.server.config import CORE_SETTINGS
+from framework.server.protocol import Request
+from framework.web import db
+from framework.web.app import ApiError, ApiRequest
+from framework.web.auth import require_admin
+from framework.web.responses import Response
+from framework.web.router import PARAM, Route
 from handlers.api import Dispatcher, core
 
 JSON_TYPE = "application/json; charset=utf-8"

@@ -23,11 +23,12 @@ import requests
 from conftest import build_docroot
 from support import parse_response, running_server, wait_for
 
-from framework import config
-from framework.log import setup_error_log
-from framework.master import Master, Plan, Service
-from framework.messages import Response
-from framework.worker import Worker
+from framework.server import config
+from framework.server.contract import Plan, Service
+from framework.server.log import setup_error_log
+from framework.server.master import Master
+from framework.server.worker import Worker
+from framework.web.responses import Response
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""framework/multipart.py with raw byte strings: framing, boundaries split across reads,
+"""framework/web/multipart.py with raw byte strings: framing, boundaries split across reads,
 parameters (quoted, RFC 5987, backslashes), limits, and cleanup of temp files."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.multipart import Form, MultipartError, parse_form, parse_header
+from framework.web.multipart import Form, MultipartError, parse_form, parse_header
 
 B = "XyZ-boundary-42"
 CT = f"multipart/form-data; boundary={B}"

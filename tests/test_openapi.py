@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from framework import openapi
-from framework.app import load_app_modules
-from framework.config import CORE_SETTINGS
-from framework.sniff import MEDIA_TYPES, detect_mime
+from framework.server.config import CORE_SETTINGS
+from framework.web import openapi
+from framework.web.app import load_app_modules
+from framework.web.sniff import MEDIA_TYPES, detect_mime
 from handlers.api import core
 
 APPS = CORE_SETTINGS["apps"][0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from framework.protocol import (
+from framework.server.protocol import (
     REASONS,
     ChunkedDecoder,
     HttpError,

@@ -7,10 +7,16 @@ import json
 
 import pytest
 
-from framework.app import ApiError, ApiRequest, parse_json
-from framework.protocol import Request
-from framework.router import Route
-from framework.urls import build_query, normalize_path, parse_query, percent_decode, percent_encode
+from framework.server.protocol import Request
+from framework.web.app import ApiError, ApiRequest, parse_json
+from framework.web.router import Route
+from framework.web.urls import (
+    build_query,
+    normalize_path,
+    parse_query,
+    percent_decode,
+    percent_encode,
+)
 
 # -- query strings -------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from framework.protocol import Request
-from framework.router import INT64_MAX, Route, Router
+from framework.server.protocol import Request
+from framework.web.router import INT64_MAX, Route, Router
 from handlers.api import check_content_type, not_allowed, pick
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from support import png, running_server
 
-from framework.config import CORE_SETTINGS
+from framework.server.config import CORE_SETTINGS
 
 ADMIN_TOKEN = "schemathesis-admin"
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",

@@ -24,10 +24,19 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import build_docroot
-from support import HTTPD, ServerProcess, free_port, parse_response, running_server, wait_for
+from support import (
+    HTTPD,
+    ServerProcess,
+    free_port,
+    parse_response,
+    running_server,
+    wait_for,
+)
 
 import httpd
-from framework import __version__, config
+from framework import __version__
+from framework.server import config
+from handlers import app_settings
 
 HUGE = 12 * 1024 * 1024  # larger than the kernel's socket buffers: a download stays in flight
 SMALL_TIMEOUTS = {"header_timeout": 1.0, "keepalive_timeout": 1.0, "body_timeout": 1.0}
@@ -707,7 +716,7 @@ def test_automatic_values() -> None:
 def test_server_config_json_lists_every_setting_with_its_default() -> None:
     """The shipped file documents every key, the enabled apps' keys included."""
     shipped = json.loads((Path(httpd.HERE) / "server_config.json").read_text())
-    schema = {**config.CORE_SETTINGS, **config.app_settings(shipped["apps"])}
+    schema = {**config.CORE_SETTINGS, **app_settings(shipped["apps"])}
     assert sorted(set(schema) - set(shipped)) == [], "keys missing from server_config.json"
     assert sorted(set(shipped) - set(schema)) == [], "unknown keys in server_config.json"
     for key, (default, kind, _) in schema.items():

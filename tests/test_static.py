@@ -20,10 +20,10 @@ import requests
 from conftest import SECRET, TYPED_FILES
 from support import parse_response
 
-from framework.messages import Response, http_date
-from handlers.content_types import content_type, with_charset
-from handlers.ranges import UNSATISFIABLE, parse_ranges
-from handlers.static import NotServed, StaticFiles, not_modified
+from framework.web.content_types import content_type, with_charset
+from framework.web.files import NotServed, StaticFiles, not_modified
+from framework.web.ranges import UNSATISFIABLE, parse_ranges
+from framework.web.responses import Response, http_date
 
 CACHE = 256 * 1024
 

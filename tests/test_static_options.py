@@ -19,10 +19,10 @@ import pytest
 from conftest import SECRET
 from support import parse_response, running_server
 
-from framework import config
-from handlers import static as static_module
-from handlers.compression import GzipCache, accepts_gzip
-from handlers.static import StaticFiles
+from framework.server import config
+from framework.web import files as static_module
+from framework.web.compression import GzipCache, accepts_gzip
+from framework.web.files import StaticFiles
 
 GZ = {"Accept-Encoding": "gzip"}
 CACHE = 256 * 1024  # the default static_cache_size: files above it go out with sendfile

@@ -22,9 +22,9 @@ import pytest
 import requests
 from support import ServerProcess, parse_response, running_server, wait_for
 
-from framework.media import MediaStore, safe_name, with_random_suffix
-from framework.multipart import FilePart
-from framework.sniff import image_size, sniff
+from framework.web.media import MediaStore, safe_name, with_random_suffix
+from framework.web.multipart import FilePart
+from framework.web.sniff import image_size, sniff
 
 MiB = 1024 * 1024
 PNG_3x5 = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (3).to_bytes(4, "big") + (5).to_bytes(4, "big")

@@ -15,8 +15,8 @@ from apps.citizens.generator import (
 from apps.citizens.stats import town_percentiles
 from apps.citizens.tables import SCHEMA
 from apps.citizens.validation import today_utc, validate_import, validate_patch
-from framework.app import ApiError, ApiRequest, App, Example, validation_error
-from framework.messages import Response, json_response
+from framework.web.app import ApiError, ApiRequest, App, Example, validation_error
+from framework.web.responses import Response, json_response
 
 app = App("citizens", schema=SCHEMA, title="Citizens imports")
 

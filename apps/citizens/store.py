@@ -12,8 +12,8 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from apps.citizens.tables import SCHEMA_V1
-from framework.app import ApiError, validation_error
-from framework.db import split_statements, transaction
+from framework.web.app import ApiError, validation_error
+from framework.web.db import split_statements, transaction
 
 # relatives ascending; birth_date back from ISO to DD.MM.YYYY
 CITIZEN_JSON = """json_object(

@@ -12,10 +12,9 @@ from datetime import date, datetime, timezone
 from functools import partial
 from typing import Any
 
-from framework.app import validation_error
-from framework import heartbeat
-from framework.validate import BEAT_EVERY
-from framework.validate import FieldErrors as Errors
+from framework.web.app import validation_error
+from framework.web.validate import BEAT_EVERY, beat
+from framework.web.validate import FieldErrors as Errors
 
 INT64_MAX = 2 ** 63 - 1
 INT_ONLY = {int}
@@ -157,7 +156,7 @@ def validate_import(body: Any) -> list[dict[str, Any]]:
     relatives_of: dict[int, set[int]] = {}
     for index, item in enumerate(items):
         if not index % BEAT_EVERY:
-            heartbeat.beat()
+            beat()
         prefix = f"citizens[{index}]."
         citizen = check_object(item, FIELD_SET, FIELD_SET, checks, prefix, errors)
         if citizen is None:
@@ -180,7 +179,7 @@ def check_mutual(citizens: list[dict[str, Any]], relatives_of: dict[int, set[int
     get = relatives_of.get
     for index, citizen in enumerate(citizens):
         if not index % BEAT_EVERY:
-            heartbeat.beat()
+            beat()
         cid = citizen["citizen_id"]
         # the common case in one comprehension; the messages only for a citizen that fails
         if not [r for r in citizen["relatives"] if cid not in get(r, EMPTY)]:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from apps.memes.store import image_keys
-from framework import db
-from framework.media import media_store
-from framework.multipart import FilePart
+from framework.web import db
+from framework.web.media import media_store
+from framework.web.multipart import FilePart
 
 T = TypeVar("T")
 

@@ -13,12 +13,12 @@ from apps.memes.validation import (
     validate_form,
     validate_text_body,
 )
-from framework import media
-from framework.app import ApiError, ApiRequest, App, Example, created
-from framework.db import transaction
-from framework.messages import Response
-from framework.multipart import Form, read_form
-from framework.pagination import paginate
+from framework.web import media
+from framework.web.app import ApiError, ApiRequest, App, Example, created
+from framework.web.db import transaction
+from framework.web.multipart import Form, read_form
+from framework.web.pagination import paginate
+from framework.web.responses import Response
 
 app = App("memes", schema=SCHEMA, title="Memes collection")
 # GET/HEAD /media/memes/<key>

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 
-from framework.db import transaction
+from framework.web.db import transaction
 
 COLUMNS = "id, title, description, created_at, image_key"
 UPDATABLE = frozenset({"title", "description", "image_key", "image_mime"})

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from framework.app import validation_error
-from framework.multipart import FilePart, Form
-from framework.sniff import sniff
-from framework.validate import FieldErrors as Errors
+from framework.web.app import validation_error
+from framework.web.multipart import FilePart, Form
+from framework.web.sniff import sniff
+from framework.web.validate import FieldErrors as Errors
 
 # field -> (fewest, most) code points; the seed's limits, mirrored by the table's CHECKs
 TEXT_LIMITS = {"title": (3, 100), "description": (3, 1000)}

@@ -1,6 +1,6 @@
 """App B, sales network reports (API.md §B): items, stores, sales and two tops on our framework."""
 from apps.sales.routes import app
-from framework.config import ConfigError
+from framework.web.app import ConfigError
 
 SETTINGS = {
     "sales_max_cnt": (1000, int, "largest cnt that /stores/top/ and /items/top/ accept"),

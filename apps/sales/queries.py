@@ -9,8 +9,8 @@ import random
 import sqlite3
 from typing import Any
 
-from framework.app import validation_error
-from framework.db import transaction
+from framework.web.app import validation_error
+from framework.web.db import transaction
 
 DEMO_ITEMS = 50
 DEMO_STORES = 50

@@ -17,9 +17,9 @@ from apps.sales.validation import (
     validate_sale,
     validate_store,
 )
-from framework.app import ApiRequest, App, Example
-from framework.db import transaction
-from framework.params import IntParam
+from framework.web.app import ApiRequest, App, Example
+from framework.web.db import transaction
+from framework.web.params import IntParam
 
 # an unmatched path under these is the API's JSON 404, not a static file lookup
 app = App("sales", schema=SCHEMA, title="Sales network reports",

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from apps.sales.schema import MAX_PRICE
-from framework.app import validation_error
-from framework.validate import FieldErrors as Errors
+from framework.web.app import validation_error
+from framework.web.validate import FieldErrors as Errors
 
 INT64_MAX = 2 ** 63 - 1
 MAX_TEXT = 256

@@ -15,10 +15,10 @@ from typing import Any
 
 from apps.scores import validation
 from apps.scores.schema import SCHEMA
-from framework.app import ApiError, ApiRequest, App, Example, created
-from framework.db import transaction
-from framework.messages import Response
-from framework.pagination import paginate
+from framework.web.app import ApiError, ApiRequest, App, Example, created
+from framework.web.db import transaction
+from framework.web.pagination import paginate
+from framework.web.responses import Response
 
 app = App("scores", schema=SCHEMA, title="Client interests and scores (OTUS scoring API)")
 

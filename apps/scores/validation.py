@@ -11,8 +11,8 @@ import datetime
 import re
 from typing import Any
 
-from framework.app import validation_error
-from framework.validate import FieldErrors as Errors
+from framework.web.app import validation_error
+from framework.web.validate import FieldErrors as Errors
 
 INT64_MAX = 2 ** 63 - 1
 MAX_INTERESTS = 50

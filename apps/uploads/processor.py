@@ -19,8 +19,8 @@ from typing import Any
 
 from apps.uploads import store
 from apps.uploads.routes import app
-from framework import db, media
-from framework.sniff import HEAD_SIZE, image_size, sniff
+from framework.web import db, media
+from framework.web.sniff import HEAD_SIZE, image_size, sniff
 
 log = logging.getLogger("httpd.uploads")
 

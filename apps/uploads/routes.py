@@ -10,13 +10,13 @@ from typing import Any
 
 from apps.uploads import store
 from apps.uploads.schema import SCHEMA
-from framework import media
-from framework.app import ApiRequest, App, Example, created, validation_error
-from framework.db import transaction
-from framework.messages import Response
-from framework.multipart import FilePart, Form, read_form
-from framework.pagination import paginate
-from framework.sniff import sniff
+from framework.web import media
+from framework.web.app import ApiRequest, App, Example, created, validation_error
+from framework.web.db import transaction
+from framework.web.multipart import FilePart, Form, read_form
+from framework.web.pagination import paginate
+from framework.web.responses import Response
+from framework.web.sniff import sniff
 
 app = App("uploads", schema=SCHEMA, title="File uploads")
 media.mount(app)

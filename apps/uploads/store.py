@@ -7,7 +7,7 @@ import sqlite3
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from framework.db import transaction
+from framework.web.db import transaction
 
 
 class Claimed(NamedTuple):

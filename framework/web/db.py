@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from framework import heartbeat
+from framework.server import heartbeat
 
 log = logging.getLogger("httpd.db")
 PROGRESS_STEPS = 1_000_000  # SQLite VM steps between heartbeats (about a few ms of work)

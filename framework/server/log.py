@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from framework.messages import MONTHS
+from framework.server.messages import MONTHS
 
 FLUSH_BYTES = 64 * 1024
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from collections import OrderedDict
 
-from framework.messages import Response
+from framework.web.responses import Response
 
 VARY = ("Vary", "Accept-Encoding")
 GZIP = ("Content-Encoding", "gzip")

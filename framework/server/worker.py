@@ -17,13 +17,23 @@ import socket
 import tempfile
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Any
 
-from framework import heartbeat
-from framework.log import AccessLog
-from framework.messages import Response, http_date, text_response
-from framework.protocol import STATUS_LINES, ChunkedDecoder, HttpError, Limits, Request, \
-    UnsafeHeader, parse_head, serialize_fields, status_line
+from framework.server import heartbeat
+from framework.server.contract import Application
+from framework.server.log import AccessLog
+from framework.server.messages import Response, http_date
+from framework.server.protocol import (
+    STATUS_LINES,
+    ChunkedDecoder,
+    HttpError,
+    Limits,
+    Request,
+    UnsafeHeader,
+    parse_head,
+    serialize_fields,
+    status_line,
+)
 
 log = logging.getLogger("httpd.worker")
 
@@ -37,7 +47,6 @@ COPY_LIMIT = 16384  # bodies up to this size are copied next to their head; larg
 MAX_BUFFERS = 64  # byte strings per sendmsg
 MSG_MORE = socket.MSG_MORE
 EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
-EPOLLRDHUP = getattr(select, "EPOLLRDHUP", 0x2000)
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 KEEP_ALIVE = b"Connection: keep-alive\r\n\r\n"
 CLOSE = b"Connection: close\r\n\r\n"
@@ -46,17 +55,6 @@ CLOSE = b"Connection: close\r\n\r\n"
 IDLE, HEAD, BODY, CLOSING = 0, 1, 2, 3
 # how to close after the last answer
 CLOSE_NOW, LINGER = 1, 2
-
-
-class Application(Protocol):
-    def preflight(self, request: Request) -> Response | int:
-        """Before the body is read: a Response to answer at once, or the body size limit."""
-
-    def handle(self, request: Request) -> Response:
-        """Answer a complete request."""
-
-    def error(self, status: int, message: str, request: Request | None) -> Response:
-        """The response for a protocol-level error (``request`` when the head was parsed)."""
 
 
 class Connection:

@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from framework.app import ApiError, ApiRequest, App, Example, error_response
-from framework.config import ConfigError
-from framework.messages import Response
-from framework.multipart import FilePart
-from framework.sniff import HEAD_SIZE, MEDIA_TYPES, sniff
-from framework.urls import percent_encode
-from handlers.static import REASON, StaticFiles, StaticOptions
+from framework.server.config import ConfigError
+from framework.web.app import ApiError, ApiRequest, App, Example, error_response
+from framework.web.files import REASON, StaticFiles, StaticOptions
+from framework.web.multipart import FilePart
+from framework.web.responses import Response
+from framework.web.sniff import HEAD_SIZE, MEDIA_TYPES, sniff
+from framework.web.urls import percent_encode
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.urls import normalize_path, percent_decode
+from framework.web.urls import normalize_path, percent_decode
 
 INT64_MAX = 2 ** 63 - 1
 INT64_DIGITS = len(str(INT64_MAX))

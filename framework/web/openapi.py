@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from framework import __version__
-from framework.app import ERROR_CODES
-from framework.auth import DISABLED
-from framework.params import IntParam
-from framework.protocol import REASONS
-from framework.router import BODY_MEDIA_TYPES, PARAM, Route
+from framework.server.protocol import REASONS
+from framework.web.app import ERROR_CODES
+from framework.web.auth import DISABLED
+from framework.web.params import IntParam
+from framework.web.router import BODY_MEDIA_TYPES, PARAM, Route
 
 OPENAPI_VERSION = "3.0.3"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hmac
 
-from framework.app import ApiError, ApiRequest
+from framework.web.app import ApiError, ApiRequest
 
 DISABLED = ("admin helpers are disabled; set admin_token in the config, pass --admin-token, "
             "or set HTTPD_ADMIN_TOKEN to enable them")

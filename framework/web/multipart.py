@@ -24,9 +24,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from framework.app import ApiError, ApiRequest
-from framework.sniff import HEAD_SIZE
-from framework.urls import percent_decode
+from framework.web.app import ApiError, ApiRequest
+from framework.web.sniff import HEAD_SIZE
+from framework.web.urls import percent_decode
 
 CHUNK_SIZE = 64 * 1024
 MAX_FIELD_SIZE = 64 * 1024  # a text field; anything bigger belongs in a file part

@@ -7,20 +7,19 @@ dead children, kills workers whose heartbeat stopped, and brings the count back 
 from __future__ import annotations
 
 import ctypes
-import errno
 import logging
 import os
 import select
 import signal
 import socket
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from framework.log import reopen_error_log
-from framework.worker import Worker
+from framework.server.contract import Plan
+from framework.server.log import reopen_error_log
+from framework.server.worker import Worker
 
 log = logging.getLogger("httpd.master")
 
@@ -50,21 +49,6 @@ class Child:
     stopping: bool = False
     beat_mtime: float = 0.0  # the heartbeat mtime last seen ...
     beat_seen: float = 0.0  # ... and when it was seen to change, on the monotonic clock
-
-
-@dataclass
-class Service:
-    """A long-running process beside the workers (e.g. the uploads processor)."""
-    name: str
-    target: Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class Plan:
-    """What the master runs: settings, the app serving requests and the services."""
-    settings: dict[str, Any]
-    app: Any
-    services: list[Service] = field(default_factory=list)
 
 
 class Master:

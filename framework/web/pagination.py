@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from framework.app import ApiError, ApiRequest
-from framework.urls import build_query
+from framework.web.app import ApiError, ApiRequest
+from framework.web.urls import build_query
 
 INVALID_PAGE = "Invalid page."
 HUGE = 10 ** 18  # stands for any longer number: past every page count and page size limit

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from framework.server.heartbeat import beat
+
+__all__ = ["BEAT_EVERY", "FieldErrors", "beat", "bounded", "shorten"]
+
 MAX_FIELDS = 100  # fields listed in one error answer
 MAX_MESSAGES = 10  # messages listed per field
 MAX_MESSAGE_LENGTH = 300  # characters of one message (a message may quote the input)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 MiB = 1024 * 1024
@@ -97,24 +98,20 @@ def read_file(path: str) -> dict[str, Any]:
     return data
 
 
-def app_settings(app_names: list[str]) -> dict[str, tuple[Any, type, str]]:
-    """The extra keys the enabled apps declare (``SETTINGS`` in each app package)."""
-    from framework.app import load_app_modules  # late: apps import the framework
+def build(file_values: dict[str, Any], flag_values: dict[str, Any],
+          app_settings: Callable[[list[str]], dict[str, tuple[Any, type, str]]] | None = None,
+          ) -> dict[str, Any]:
+    """Merge defaults < file < flags, validate, and return the final settings.
 
-    schema: dict[str, tuple[Any, type, str]] = {}
-    for module in load_app_modules(app_names):
-        schema.update(getattr(module, "SETTINGS", {}))
-    return schema
-
-
-def build(file_values: dict[str, Any], flag_values: dict[str, Any]) -> dict[str, Any]:
-    """Merge defaults < file < flags, validate, and return the final settings."""
+    ``app_settings`` gives the extra keys the enabled apps declare (the server knows no app:
+    ``handlers`` passes it in).
+    """
     merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
     apps = check_type("apps", merged.get("apps", CORE_SETTINGS["apps"][0]), list)
     if not all(isinstance(name, str) for name in apps):
         raise ConfigError("config key 'apps' must be a list of app names")
     try:
-        schema = {**CORE_SETTINGS, **app_settings(apps)}
+        schema = {**CORE_SETTINGS, **(app_settings(apps) if app_settings else {})}
     except ImportError as exc:
         raise ConfigError(f"cannot load app: {exc}") from None
     settings = defaults(schema)

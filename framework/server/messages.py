@@ -1,9 +1,8 @@
 """What handlers give back to the server: ``Response``, plus the date format HTTP uses."""
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -106,20 +105,3 @@ class SharedFile:
         self.users -= 1
         if self.users == 0:
             self.file.close()
-
-
-# one encoder for every response: json.dumps would build a new one per call for these options;
-# allow_nan=False: NaN and Infinity are not JSON, and a handler returning one is a bug (500)
-encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-JSON_TYPE_FIELD = b"Content-Type: application/json; charset=utf-8\r\n"
-
-
-def json_response(data: Any, status: int = 200,
-                  headers: list[tuple[str, str]] | None = None) -> Response:
-    response = Response(status, encode_json(data).encode("utf-8"), headers)
-    response.raw = JSON_TYPE_FIELD
-    return response
-
-
-def text_response(status: int, text: str, headers: list[tuple[str, str]] | None = None) -> Response:
-    return Response(status, (text + "\n").encode("utf-8"), headers, "text/plain; charset=utf-8")

@@ -28,13 +28,14 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, BinaryIO
 
-from framework import db
-from framework.master import Service
-from framework.messages import Response, json_response
-from framework.protocol import Request
-from framework.router import Example, Route
-from framework.urls import parse_query
-from framework.validate import bounded
+from framework.server.config import ConfigError  # noqa: F401 - apps check their settings
+from framework.server.contract import Service
+from framework.server.protocol import Request
+from framework.web import db
+from framework.web.responses import Response, json_response
+from framework.web.router import Example, Route
+from framework.web.urls import parse_query
+from framework.web.validate import bounded
 
 # Example is re-exported: apps declare their examples with it
 __all__ = ["ERROR_CODES", "ApiError", "ApiRequest", "App", "Example", "created",
