@@ -10,6 +10,7 @@ help:
 	@echo "make bench-quick   smoke run (1 run of 2s each) -> bench/out/quick/"
 	@echo "make bench-report  re-render the reports of the last run from bench/out/results.json"
 	@echo "make bench-test    unit tests of the harness (parsers, report)"
+	@echo "make docs          regenerate the settings table in docs/server.md"
 
 bench-deps:
 	$(SUDO) apt-get update
@@ -27,3 +28,7 @@ bench-report:
 
 bench-test:
 	$(PYTHON) -m unittest discover -s bench -p 'test_*.py'
+
+.PHONY: docs
+docs:  ## regenerate the settings table in docs/server.md from the settings table in code
+	$(PYTHON) docs/settings_table.py

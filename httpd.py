@@ -3,11 +3,13 @@
 
     python3 httpd.py -w 4 -r document_root
 
-Settings come from built-in defaults, then server_config.json (or -c FILE), then flags.
+Settings come from built-in defaults, then server_config.json (or -c FILE), then HTTPD_<KEY>
+environment variables, then flags; every key is a flag (``--help`` lists them).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -18,48 +20,48 @@ sys.path.insert(0, HERE)
 from framework import __version__  # noqa: E402
 from framework.server import config  # noqa: E402
 from framework.server.log import setup_error_log  # noqa: E402
-from handlers import app_settings  # noqa: E402
+from handlers import app_settings, every_app_setting  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(HERE, "server_config.json")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    # the seed's spelling "-config FILE" would otherwise read as "-c onfig"
+    """Every setting is a flag (generated from the settings table, apps' keys included)."""
+    # the original spelling "-config FILE" would otherwise read as "-c onfig"
     argv = ["--config" if arg == "-config" else arg for arg in argv]
     p = argparse.ArgumentParser(
-        prog="httpd.py", description="Prefork HTTP/1.1 server: static files and JSON APIs.")
-    p.add_argument("-w", "--workers", type=int, help="worker processes (default: CPU count)")
-    p.add_argument("-r", "--document-root", help="directory to serve (default: document_root/)")
-    p.add_argument("-H", "--host", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("-p", "--port", type=int, help="port to listen on (default: 8080)")
+        prog="httpd.py", description="Prefork HTTP/1.1 server: static files and JSON APIs.",
+        epilog="Precedence: defaults < config file < HTTPD_<KEY> environment < flags.")
     p.add_argument("-c", "--config", help="JSON config file (default: server_config.json)")
-    p.add_argument("--log-level", choices=config.LOG_LEVELS, help="error log level")
-    p.add_argument("--access-log", metavar="PATH|-|off", help="access log target")
-    p.add_argument("--admin-token", help="enable admin helpers with this bearer token")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the effective configuration as JSON and exit")
     p.add_argument("--version", action="version", version=f"httpd.py {__version__}")
+    config.add_flags(p, {**config.CORE_SETTINGS, **every_app_setting()})
     return p.parse_args(argv)
 
 
-def load_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Defaults < config file < flags. Relative paths are taken from where each came from:
-    the defaults from this directory, the file's from the file's directory, flags from cwd."""
+def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
+    """Defaults < config file < environment < flags. Relative paths are taken from where each
+    came from: the defaults from this directory, the file's from the file's directory, the
+    environment's and flags' from the working directory."""
+    environ = dict(os.environ if environ is None else environ)
     path = args.config
     if path is None:
         path = DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
     file_values = config.read_file(path) if path else {}
     base = os.path.dirname(os.path.abspath(path)) if path else HERE
+    flags = {key: value for key, value in vars(args).items()
+             if key not in ("config", "print_config") and value is not None}
     for key in config.PATH_KEYS:
         if isinstance(file_values.get(key), str):
             file_values[key] = absolute(file_values[key], base)
-    flags = {
-        "workers": args.workers, "document_root": args.document_root, "host": args.host,
-        "port": args.port, "log_level": args.log_level, "access_log": args.access_log,
-        "admin_token": args.admin_token,
-    }
-    for key in config.PATH_KEYS:
-        if flags.get(key) is not None:
+        name = config.env_name(key)
+        if name in environ:
+            environ[name] = absolute(environ[name], os.getcwd())
+        if isinstance(flags.get(key), str):
             flags[key] = absolute(flags[key], os.getcwd())
-    settings = config.build(file_values, flags, app_settings)
+    settings = config.build(file_values, flags, app_settings, environ)
     for key in config.PATH_KEYS:
         settings[key] = absolute(settings[key], HERE)
     config.validate_paths(settings)
@@ -79,6 +81,9 @@ def main(argv: list[str]) -> int:
 
     try:
         settings = load_settings(args)
+        if args.print_config:
+            print(json.dumps(settings, indent=2, sort_keys=True))
+            return 0
         setup_error_log(settings["log_level"])
         plan = build_plan(settings)
         master = Master(plan, lambda: build_plan(load_settings(args)))

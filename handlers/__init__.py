@@ -1,20 +1,31 @@
 """What to do with a parsed request: static files (static) or an app (api)."""
 from __future__ import annotations
 
+import pkgutil
 from typing import Any
 
+from framework.server.config import Schema, as_setting
 from framework.server.contract import Plan
 from framework.web import db
 from framework.web.app import load_app_modules
 from handlers.api import Dispatcher
 
 
-def app_settings(app_names: list[str]) -> dict[str, tuple[Any, type, str]]:
+def app_settings(app_names: list[str]) -> Schema:
     """The extra keys the enabled apps declare (``SETTINGS`` in each app package)."""
-    schema: dict[str, tuple[Any, type, str]] = {}
+    schema: Schema = {}
     for module in load_app_modules(app_names):
-        schema.update(getattr(module, "SETTINGS", {}))
+        schema.update({key: as_setting(spec)
+                       for key, spec in getattr(module, "SETTINGS", {}).items()})
     return schema
+
+
+def every_app_setting() -> Schema:
+    """The keys of every app package under apps/, enabled or not (for the CLI's flags)."""
+    import apps
+
+    names = [m.name for m in pkgutil.iter_modules(apps.__path__) if m.ispkg]
+    return app_settings(names)
 
 
 def build_plan(settings: dict[str, Any]) -> Plan:

@@ -36,7 +36,7 @@ from support import (
 import httpd
 from framework import __version__
 from framework.server import config
-from handlers import app_settings
+from handlers import app_settings, every_app_setting
 
 HUGE = 12 * 1024 * 1024  # larger than the kernel's socket buffers: a download stays in flight
 SMALL_TIMEOUTS = {"header_timeout": 1.0, "keepalive_timeout": 1.0, "body_timeout": 1.0}
@@ -719,9 +719,72 @@ def test_server_config_json_lists_every_setting_with_its_default() -> None:
     schema = {**config.CORE_SETTINGS, **app_settings(shipped["apps"])}
     assert sorted(set(schema) - set(shipped)) == [], "keys missing from server_config.json"
     assert sorted(set(shipped) - set(schema)) == [], "unknown keys in server_config.json"
-    for key, (default, kind, _) in schema.items():
-        assert shipped[key] == default, key
-        assert config.check_type(key, shipped[key], kind) == default
+    for key, spec in schema.items():
+        assert shipped[key] == spec.default, key
+        assert config.check_type(key, shipped[key], spec.type) == spec.default
+
+
+def test_every_key_is_a_flag_and_an_environment_variable(monkeypatch) -> None:
+    """Generated from the one settings table: a flag and HTTPD_<KEY> for each key, typed."""
+    schema = {**config.CORE_SETTINGS, **every_app_setting()}
+    samples = {int: ("7", 7), float: ("2.5", 2.5), str: ("x", "x"), bool: ("off", False),
+               list: ('["a", "b"]', ["a", "b"]), dict: ('{"k": "v"}', {"k": "v"})}
+    parsed = vars(httpd.parse_args([]))
+    for key, spec in schema.items():
+        assert key in parsed, f"no flag for {key}"
+        text, value = samples[spec.type]
+        assert config.parse_text(key, text, spec.type) == value
+        env = config.env_values({key: spec}, {config.env_name(key): text})
+        assert env == {key: value}, key
+
+
+def test_precedence_file_environment_flags(tmp_path: Path, site: Path) -> None:
+    config_file = write_config(tmp_path / "config.json", document_root=str(site), port=9001,
+                               workers=3, keepalive_timeout=2, gzip=True)
+    environ = {"HTTPD_PORT": "9002", "HTTPD_WORKERS": "4", "HTTPD_GZIP": "false",
+               "HTTPD_GZIP_TYPES": "text/css, text/html"}
+    s = httpd.load_settings(httpd.parse_args(["-c", str(config_file), "-w", "6"]), environ)
+    assert s["port"] == 9002  # environment over file
+    assert s["workers"] == 6  # flag over environment
+    assert s["keepalive_timeout"] == 2.0  # file over default
+    assert s["gzip"] is False and s["gzip_types"] == ["text/css", "text/html"]
+    s = httpd.load_settings(httpd.parse_args(["-c", str(config_file), "--gzip"]), environ)
+    assert s["gzip"] is True
+
+
+def test_bad_text_values_are_one_line_config_errors(tmp_path: Path, site: Path) -> None:
+    config_file = write_config(tmp_path / "config.json", document_root=str(site))
+    for environ in ({"HTTPD_PORT": "eighty"}, {"HTTPD_GZIP": "maybe"},
+                    {"HTTPD_CACHE_CONTROL": "[1]"}, {"HTTPD_LOG_LEVEL": "loud"}):
+        with pytest.raises(config.ConfigError) as info:
+            httpd.load_settings(httpd.parse_args(["-c", str(config_file)]), environ)
+        assert "\n" not in str(info.value)
+
+
+def test_print_config_shows_every_key(tmp_path: Path, site: Path) -> None:
+    config_file = write_config(tmp_path / "config.json", document_root=str(site))
+    result = run_httpd(["-c", str(config_file), "--print-config", "-p", "1234"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert set(shown) == set(config.CORE_SETTINGS) | set(app_settings(shown["apps"]))
+    assert shown["port"] == 1234 and shown["workers"] >= 1  # automatic values resolved
+
+
+def test_validate_only_validates() -> None:
+    settings = config.defaults(config.CORE_SETTINGS)
+    before = dict(settings)
+    config.validate(settings)
+    assert settings == before and settings["workers"] == 0
+    config.resolve_automatic(settings)
+    assert settings["workers"] == (os.cpu_count() or 1)
+
+
+def test_docs_table_is_generated_from_the_settings_table() -> None:
+    """docs/server.md holds the table `make docs` writes; regenerate it after adding a key."""
+    text = (Path(httpd.HERE) / "docs" / "server.md").read_text()
+    start, end = "<!-- settings:start -->\n", "\n<!-- settings:end -->"
+    documented = text[text.index(start) + len(start):text.index(end)]
+    assert documented == config.markdown_table({**config.CORE_SETTINGS, **every_app_setting()})
 
 
 def test_config_errors_are_config_errors() -> None:

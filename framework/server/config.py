@@ -1,15 +1,16 @@
-"""Server settings: one schema of typed defaults, a JSON file over it, flags over that.
+"""Server settings: one table of typed keys, and the JSON file, environment and flags over it.
 
-Precedence is built-in defaults < config file < command-line flags. Apps may declare extra keys
-(``SETTINGS`` in their package); those join the schema once the app list is known.
-Every problem is a ``ConfigError`` whose message is one line meant for stderr.
+Precedence is built-in defaults < config file < ``HTTPD_<KEY>`` environment variables <
+command-line flags. Apps may declare extra keys (``SETTINGS`` in their package); those join
+the table once the app list is known. Every problem is a ``ConfigError`` whose message is one
+line meant for stderr.
 """
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 MiB = 1024 * 1024
 
@@ -18,58 +19,186 @@ class ConfigError(Exception):
     """A setting that cannot be used; the message is one line for the operator."""
 
 
-# key: (default, type, one-line description). The README's config table mirrors this.
-CORE_SETTINGS: dict[str, tuple[Any, type, str]] = {
-    "host": ("127.0.0.1", str, "address to listen on"),
-    "port": (8080, int, "TCP port to listen on"),
-    "workers": (0, int, "worker processes; 0 means one per CPU"),
-    "document_root": ("document_root", str, "directory served as static files"),
-    "log_level": ("info", str, "error log level: debug, info, warning, error"),
-    "access_log": ("-", str, "access log: '-' for stdout, a file path, or 'off'"),
-    "backlog": (0, int, "listen backlog; 0 means the system's somaxconn"),
-    "max_connections": (1024, int, "open connections per worker"),
-    "worker_timeout": (30.0, float, "seconds without a heartbeat before a worker is killed"),
-    "graceful_timeout": (30.0, float, "seconds a stopping worker may take to finish requests"),
-    "header_timeout": (10.0, float, "seconds to receive a complete request head"),
-    "body_timeout": (30.0, float, "seconds of silence allowed while receiving a body"),
-    "keepalive_timeout": (5.0, float, "seconds an idle keep-alive connection is kept"),
-    "send_timeout": (60.0, float, "seconds of no progress sending a response before closing"),
-    "max_request_line": (8190, int, "longest request line in bytes (414 past it)"),
-    "max_header_size": (32768, int, "largest header section in bytes (431 past it)"),
-    "max_header_count": (100, int, "most header fields in one request (431 past it)"),
-    "max_body_size": (1 * MiB, int, "default request body limit in bytes (413 past it)"),
-    "body_spool_size": (1 * MiB, int, "bodies larger than this are spooled to a temp file"),
-    "static_cache_size": (256 * 1024, int, "static files up to this size are cached in memory"),
-    "gzip": (True, bool, "compress answers of gzip_types with gzip when the client accepts it"),
-    "gzip_min_length": (1024, int, "smallest body in bytes worth compressing"),
-    "gzip_types": (["text/*", "application/javascript", "application/json", "application/xml",
-                    "image/svg+xml", "application/wasm"], list,
-                   "media types compressed ('text/*' matches every text type)"),
-    "gzip_static": (True, bool, "send FILE.gz, when present and not older, for FILE"),
-    "cache_control": ({}, dict, "URL path glob -> Cache-Control value; the first match wins"),
-    "max_ranges": (16, int, "most ranges in one Range header; past it the whole file is sent"),
-    "index": (["index.html"], list, "index file names tried in a directory, in order"),
-    "error_pages": ({}, dict, "status code -> file in document_root served with that status"),
-    "fallback_file": ("", str, "file in document_root served for missing paths (SPA)"),
-    "mime_types": ({}, dict, "extension ('.wasm') -> Content-Type, over the built-in table"),
-    "apps": (["scores", "memes", "citizens", "uploads", "sales"], list,
-             "app packages under apps/ to mount"),
-    "database": ("var/httpd.sqlite3", str, "sqlite database file"),
-    "sqlite_synchronous": ("NORMAL", str, "PRAGMA synchronous: OFF, NORMAL, FULL"),
-    "sqlite_busy_timeout": (10000, int, "PRAGMA busy_timeout in milliseconds"),
-    "media_root": ("var/media", str, "directory for uploaded media, outside document_root"),
-    "admin_token": ("", str, "bearer token enabling admin helpers; empty disables them"),
-    "page_size": (10, int, "default page size of paginated lists"),
-    "max_page_size": (100, int, "largest page_size a client may ask for"),
+class Setting(NamedTuple):
+    """One configuration key: everything the CLI, the environment, the file and the docs need.
+
+    The long flag is ``--key-with-dashes``; ``flags`` adds short aliases. The environment
+    variable is ``HTTPD_<KEY>``. ``path`` marks a relative path resolved against where the
+    value came from (the config file's directory, or the working directory for flags and
+    the environment). ``choices`` limits a string key.
+    """
+
+    default: Any
+    type: type
+    doc: str
+    flags: tuple[str, ...] = ()
+    path: bool = False
+    choices: tuple[str, ...] = ()
+
+
+Schema = dict[str, Setting]
+
+# The one table of the server's keys. Apps add theirs (``SETTINGS`` in an app package, as
+# (default, type, doc) tuples). Flags, HTTPD_* variables, docs/server.md's table and the
+# check that server_config.json lists every key are all generated from here.
+CORE_SETTINGS: Schema = {
+    "host": Setting("127.0.0.1", str, "address to listen on", ("-H",)),
+    "port": Setting(8080, int, "TCP port to listen on", ("-p",)),
+    "workers": Setting(0, int, "worker processes; 0 means one per CPU", ("-w",)),
+    "document_root": Setting("document_root", str, "directory served as static files",
+                             ("-r",), path=True),
+    "log_level": Setting("info", str, "error log level", choices=("debug", "info", "warning",
+                                                                  "error")),
+    "access_log": Setting("-", str, "access log: '-' for stdout, a file path, or 'off'",
+                          path=True),
+    "backlog": Setting(0, int, "listen backlog; 0 means the system's somaxconn"),
+    "max_connections": Setting(1024, int, "open connections per worker; at the cap the oldest "
+                                          "idle keep-alive connections are reused"),
+    "worker_timeout": Setting(30.0, float, "seconds without a heartbeat (no progress at all) "
+                                           "before a worker is killed"),
+    "graceful_timeout": Setting(30.0, float, "seconds a stopping worker may take to finish "
+                                             "requests"),
+    "header_timeout": Setting(10.0, float, "seconds to receive a complete request head"),
+    "body_timeout": Setting(30.0, float, "seconds of silence allowed while receiving a body"),
+    "keepalive_timeout": Setting(5.0, float, "seconds an idle keep-alive connection is kept"),
+    "send_timeout": Setting(60.0, float, "seconds of no progress sending a response before "
+                                         "closing"),
+    "max_request_line": Setting(8190, int, "longest request line in bytes (414 past it)"),
+    "max_header_size": Setting(32768, int, "largest header section in bytes (431 past it)"),
+    "max_header_count": Setting(100, int, "most header fields in one request (431 past it)"),
+    "max_body_size": Setting(1 * MiB, int, "default request body limit in bytes (413 past it)"),
+    "body_spool_size": Setting(1 * MiB, int, "bodies larger than this are spooled to a temp "
+                                             "file"),
+    "static_cache_size": Setting(256 * 1024, int, "static files up to this size are cached in "
+                                                  "memory"),
+    "gzip": Setting(True, bool, "compress static files and app answers of gzip_types when the "
+                                "client accepts gzip"),
+    "gzip_min_length": Setting(1024, int, "smallest body in bytes worth compressing"),
+    "gzip_types": Setting(["text/*", "application/javascript", "application/json",
+                           "application/xml", "image/svg+xml", "application/wasm"], list,
+                          "media types compressed: exact types, 'main/*', or '*' for all"),
+    "gzip_static": Setting(True, bool, "send FILE.gz (when present and not older than FILE) "
+                                       "for FILE to clients that accept gzip"),
+    "cache_control": Setting({}, dict, "URL-path glob -> Cache-Control value, e.g. "
+                                       "{\"*.css\": \"max-age=3600\"}; the first match wins; "
+                                       "no header when none matches"),
+    "max_ranges": Setting(16, int, "most ranges in one Range header; past it the whole file is "
+                                   "sent (200); 0 disables ranges"),
+    "index": Setting(["index.html"], list, "index file names tried in a directory, in order"),
+    "error_pages": Setting({}, dict, "status code (\"404\", 400..599) -> a file in "
+                                     "document_root, served with that status on static paths"),
+    "fallback_file": Setting("", str, "a file in document_root served with 200 for a GET/HEAD "
+                                      "of a static path that does not exist (single-page "
+                                      "apps); empty: off"),
+    "mime_types": Setting({}, dict, "extension with the dot ('.wasm') -> Content-Type, over "
+                                    "the built-in table"),
+    "apps": Setting(["scores", "memes", "citizens", "uploads", "sales"], list,
+                    "app packages under apps/ to mount"),
+    "database": Setting("var/httpd.sqlite3", str, "sqlite database file", path=True),
+    "sqlite_synchronous": Setting("NORMAL", str, "PRAGMA synchronous",
+                                  choices=("OFF", "NORMAL", "FULL", "EXTRA")),
+    "sqlite_busy_timeout": Setting(10000, int, "PRAGMA busy_timeout in milliseconds; a write "
+                                               "waiting longer is answered 503"),
+    "media_root": Setting("var/media", str, "directory for uploaded media, outside "
+                                            "document_root", path=True),
+    "admin_token": Setting("", str, "bearer token enabling admin helpers; empty disables them"),
+    "page_size": Setting(10, int, "default page size of paginated lists"),
+    "max_page_size": Setting(100, int, "largest page_size a client may ask for"),
 }
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-PATH_KEYS = ("document_root", "database", "media_root", "access_log")
-SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+LOG_LEVELS = CORE_SETTINGS["log_level"].choices
+PATH_KEYS = tuple(key for key, spec in CORE_SETTINGS.items() if spec.path)
+ENV_PREFIX = "HTTPD_"
+AT_LEAST_ONE = ("max_connections", "max_request_line", "max_header_size", "max_header_count",
+                "page_size", "max_page_size")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
-def defaults(schema: dict[str, tuple[Any, type, str]]) -> dict[str, Any]:
-    return {key: spec[0] for key, spec in schema.items()}
+def as_setting(spec: Setting | tuple) -> Setting:
+    return spec if isinstance(spec, Setting) else Setting(*spec)
+
+
+def defaults(schema: Schema) -> dict[str, Any]:
+    return {key: spec.default for key, spec in schema.items()}
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def parse_text(key: str, text: str, kind: type) -> Any:
+    """A value given as text (a flag, an environment variable) as the key's type.
+
+    bool: true/false/yes/no/on/off/1/0; list: a JSON array or comma-separated words;
+    dict: a JSON object; int and float as Python reads them.
+    """
+    try:
+        if kind is str:
+            return text
+        if kind is bool:
+            word = text.strip().lower()
+            if word in TRUE_WORDS or word in FALSE_WORDS:
+                return word in TRUE_WORDS
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is list:
+            if text.lstrip().startswith("["):
+                return json.loads(text)
+            return [word.strip() for word in text.split(",") if word.strip()]
+        if kind is dict:
+            return json.loads(text)
+    except (ValueError, json.JSONDecodeError):
+        pass
+    raise ConfigError(f"{key} must be {kind.__name__}, got {text!r}")
+
+
+def add_flags(parser: Any, schema: Schema) -> None:
+    """One argparse option per key: ``--key-with-dashes`` (plus short aliases), read as text
+    and typed by ``build``; booleans are ``--key`` / ``--no-key``."""
+    import argparse  # only the CLI needs it
+
+    for key, spec in schema.items():
+        names = [*spec.flags, flag_name(key)]
+        default = json.dumps(spec.default) if isinstance(spec.default, (list, dict)) \
+            else spec.default
+        help_text = f"{spec.doc} (default: {default}; env {env_name(key)})"
+        if spec.type is bool:
+            parser.add_argument(*names, dest=key, action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)
+        else:
+            parser.add_argument(*names, dest=key, default=None, metavar=key.upper(),
+                                choices=spec.choices or None, help=help_text)
+
+
+def env_values(schema: Schema, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The keys set as HTTPD_<KEY> variables, typed."""
+    values = {}
+    for key, spec in schema.items():
+        text = environ.get(env_name(key))
+        if text is not None:
+            values[key] = parse_text(env_name(key), text, spec.type)
+    return values
+
+
+def markdown_table(schema: Schema) -> str:
+    """The docs table of every key (docs/server.md holds it between markers)."""
+    lines = ["| key | flag | type | default | meaning |", "|---|---|---|---|---|"]
+    for key, spec in schema.items():
+        flags = ", ".join(f"`{f}`" for f in (*spec.flags, flag_name(key)))
+        if spec.type is bool:
+            flags += f", `--no-{key.replace('_', '-')}`"
+        doc = spec.doc + (f" ({', '.join(spec.choices)})" if spec.choices else "")
+        lines.append(f"| `{key}` | {flags} | {spec.type.__name__} | "
+                     f"`{json.dumps(spec.default)}` | {doc} |")
+    return "\n".join(lines)
 
 
 def check_type(key: str, value: Any, expected: type) -> Any:
@@ -99,49 +228,76 @@ def read_file(path: str) -> dict[str, Any]:
 
 
 def build(file_values: dict[str, Any], flag_values: dict[str, Any],
-          app_settings: Callable[[list[str]], dict[str, tuple[Any, type, str]]] | None = None,
-          ) -> dict[str, Any]:
-    """Merge defaults < file < flags, validate, and return the final settings.
+          app_settings: Callable[[list[str]], Schema] | None = None,
+          environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Merge defaults < file < environment (HTTPD_<KEY>) < flags, validate, resolve the
+    automatic values (``workers`` and ``backlog`` 0), and return the final settings.
 
-    ``app_settings`` gives the extra keys the enabled apps declare (the server knows no app:
-    ``handlers`` passes it in).
+    Flag values may be text (as argparse gives them) or typed. ``app_settings`` gives the
+    extra keys the enabled apps declare (the server knows no app: ``handlers`` passes it in).
     """
-    merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
-    apps = check_type("apps", merged.get("apps", CORE_SETTINGS["apps"][0]), list)
-    if not all(isinstance(name, str) for name in apps):
-        raise ConfigError("config key 'apps' must be a list of app names")
-    try:
-        schema = {**CORE_SETTINGS, **(app_settings(apps) if app_settings else {})}
-    except ImportError as exc:
-        raise ConfigError(f"cannot load app: {exc}") from None
+    flags = {k: v for k, v in flag_values.items() if v is not None}
+    schema = build_schema(file_values, flags, app_settings, environ or {})
+    merged = {**file_values, **env_values(schema, environ or {})}
+    for key, value in flags.items():
+        if key in schema and isinstance(value, str) and schema[key].type is not str:
+            value = parse_text(flag_name(key), value, schema[key].type)
+        merged[key] = value
     settings = defaults(schema)
     for key, value in merged.items():
         if key not in schema:
             raise ConfigError(f"unknown config key {key!r}")
-        settings[key] = check_type(key, value, schema[key][1])
-    if not settings["admin_token"]:
-        settings["admin_token"] = os.environ.get("HTTPD_ADMIN_TOKEN", "")
-    validate(settings)
+        settings[key] = check_type(key, value, schema[key].type)
+    validate(settings, schema)
+    resolve_automatic(settings)
     return settings
 
 
-def validate(s: dict[str, Any]) -> None:
+def build_schema(file_values: dict[str, Any], flags: dict[str, Any],
+                 app_settings: Callable[[list[str]], Schema] | None,
+                 environ: Mapping[str, str]) -> Schema:
+    """The core keys and those of the enabled apps (the app list itself may come from any
+    source, so it is settled first)."""
+    apps = file_values.get("apps", CORE_SETTINGS["apps"].default)
+    if env_name("apps") in environ:
+        apps = parse_text(env_name("apps"), environ[env_name("apps")], list)
+    if "apps" in flags:
+        apps = flags["apps"]
+        if isinstance(apps, str):
+            apps = parse_text("--apps", apps, list)
+    apps = check_type("apps", apps, list)
+    if not all(isinstance(name, str) for name in apps):
+        raise ConfigError("config key 'apps' must be a list of app names")
+    try:
+        extra = app_settings(apps) if app_settings else {}
+    except ImportError as exc:
+        raise ConfigError(f"cannot load app: {exc}") from None
+    return {**CORE_SETTINGS, **{key: as_setting(spec) for key, spec in extra.items()}}
+
+
+def validate(s: dict[str, Any], schema: Schema = CORE_SETTINGS) -> None:
+    """Check every value; changes nothing (``resolve_automatic`` fills in the 0s)."""
     if not 0 <= s["port"] <= 65535:
         raise ConfigError(f"port must be 0..65535, got {s['port']}")
     if s["workers"] < 0:
         raise ConfigError(f"workers must be >= 0, got {s['workers']}")
-    if s["log_level"] not in LOG_LEVELS:
-        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
-    if s["sqlite_synchronous"].upper() not in SYNCHRONOUS:
-        raise ConfigError(f"sqlite_synchronous must be one of {', '.join(SYNCHRONOUS)}")
-    for key in ("max_connections", "max_request_line", "max_header_size", "max_header_count",
-                "page_size", "max_page_size"):
+    for key, spec in schema.items():
+        value = s[key]
+        if key == "sqlite_synchronous":
+            value = value.upper()
+        if spec.choices and value not in spec.choices:
+            raise ConfigError(f"{key} must be one of {', '.join(spec.choices)}")
+    for key in AT_LEAST_ONE:
         if s[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {s[key]}")
     for key, spec in s.items():
         if isinstance(spec, (int, float)) and not isinstance(spec, bool) and spec < 0:
             raise ConfigError(f"{key} must not be negative, got {spec}")
     validate_static(s)
+
+
+def resolve_automatic(s: dict[str, Any]) -> None:
+    """The values 0 stands for: one worker per CPU, the system's listen backlog."""
     if s["workers"] == 0:
         s["workers"] = os.cpu_count() or 1
     if s["backlog"] == 0:
