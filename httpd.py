@@ -34,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log-level", choices=config.LOG_LEVELS, help="error log level")
     p.add_argument("--access-log", metavar="PATH|-|off", help="access log target")
     p.add_argument("--admin-token", help="enable admin helpers with this bearer token")
+    p.add_argument("--wsgi", metavar="MODULE:CALLABLE",
+                   help="host this WSGI app (imported from the current directory or PYTHONPATH)")
     p.add_argument("--version", action="version", version=f"httpd.py {__version__}")
     return p.parse_args(argv)
 
@@ -42,7 +44,9 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults < config file < flags. Relative paths are taken from where each came from:
     the defaults from this directory, the file's from the file's directory, flags from cwd."""
     path = args.config
-    if path is None:
+    # the bundled server_config.json describes the bundled site: a hosted WSGI app starts
+    # from the defaults (and -c FILE), as under gunicorn
+    if path is None and not args.wsgi:
         path = DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
     file_values = config.read_file(path) if path else {}
     base = os.path.dirname(os.path.abspath(path)) if path else HERE
@@ -52,7 +56,7 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
     flags = {
         "workers": args.workers, "document_root": args.document_root, "host": args.host,
         "port": args.port, "log_level": args.log_level, "access_log": args.access_log,
-        "admin_token": args.admin_token,
+        "admin_token": args.admin_token, "wsgi_app": args.wsgi,
     }
     for key in config.PATH_KEYS:
         if flags.get(key) is not None:
@@ -65,7 +69,7 @@ def load_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def absolute(path: str, base: str) -> str:
-    if path in ("-", "off", ":memory:") or os.path.isabs(path):
+    if path in ("", "-", "off", ":memory:") or os.path.isabs(path):
         return path
     return os.path.normpath(os.path.join(base, path))
 

@@ -48,7 +48,13 @@ CORE_SETTINGS: dict[str, tuple[Any, type, str]] = {
     "admin_token": ("", str, "bearer token enabling admin helpers; empty disables them"),
     "page_size": (10, int, "default page size of paginated lists"),
     "max_page_size": (100, int, "largest page_size a client may ask for"),
+    "wsgi_app": ("", str, "MODULE:CALLABLE of a WSGI app to host; empty hosts none"),
+    "wsgi_script_name": ("", str, "SCRIPT_NAME given to the WSGI app (the path it is mounted at)"),
 }
+
+# Hosting a WSGI app, these default to off unless the config file or a flag sets them:
+# the app then owns every path, as it does under gunicorn.
+WSGI_DEFAULTS = {"apps": [], "document_root": ""}
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PATH_KEYS = ("document_root", "database", "media_root", "access_log")
@@ -98,6 +104,8 @@ def app_settings(app_names: list[str]) -> dict[str, tuple[Any, type, str]]:
 def build(file_values: dict[str, Any], flag_values: dict[str, Any]) -> dict[str, Any]:
     """Merge defaults < file < flags, validate, and return the final settings."""
     merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
+    if merged.get("wsgi_app"):
+        merged = {**WSGI_DEFAULTS, **merged}
     apps = check_type("apps", merged.get("apps", CORE_SETTINGS["apps"][0]), list)
     if not all(isinstance(name, str) for name in apps):
         raise ConfigError("config key 'apps' must be a list of app names")
@@ -132,6 +140,11 @@ def validate(s: dict[str, Any]) -> None:
     for key, spec in s.items():
         if isinstance(spec, (int, float)) and not isinstance(spec, bool) and spec < 0:
             raise ConfigError(f"{key} must not be negative, got {spec}")
+    script = s["wsgi_script_name"]
+    if script and (not script.startswith("/") or script.endswith("/")):
+        raise ConfigError(f"wsgi_script_name must start with '/' and not end with it, got {script!r}")
+    if not s["document_root"] and not s["wsgi_app"]:
+        raise ConfigError("document_root may be empty only when a wsgi_app is hosted")
     if s["workers"] == 0:
         s["workers"] = os.cpu_count() or 1
     if s["backlog"] == 0:
@@ -140,7 +153,7 @@ def validate(s: dict[str, Any]) -> None:
 
 def validate_paths(s: dict[str, Any]) -> None:
     """Checks that need the final, absolute paths."""
-    if not os.path.isdir(s["document_root"]):
+    if s["document_root"] and not os.path.isdir(s["document_root"]):
         raise ConfigError(f"document root is not a directory: {s['document_root']}")
     if s["access_log"] not in ("-", "off"):
         # each worker opens the log itself; a path it cannot open would crash them all in a loop
