@@ -37,6 +37,7 @@ SERVER_FIELDS = frozenset(("connection", "keep-alive", "proxy-authenticate",
 FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 §5.5: HTAB is the only control
 MAX_HEADER_KEYS = 1024
+MAX_HEADS = 1024
 MAX_MISSES = 4096
 
 
@@ -225,6 +226,7 @@ class WsgiBridge:
         self.header_keys: dict[str, str] = {"content-type": "CONTENT_TYPE",
                                             "content-length": "", "transfer-encoding": ""}
         self.hosts: dict[str, tuple[str, str]] = {}
+        self.heads: dict[tuple, Head] = {}  # an app sends the same few heads again and again
 
     def handle(self, request: Request) -> Response:
         # the bridge owns a spooled body from here: a stream may read it after we return
@@ -328,7 +330,7 @@ class WsgiBridge:
                     break
             else:
                 complete = True
-        head = Head(start)
+        head = self.head(start)
         if start.written:
             pieces[:0] = start.written
         for piece in pieces:
@@ -362,6 +364,20 @@ class WsgiBridge:
         response.stream = AppBody(pieces, rest, result, body_file)
         return response
 
+    def head(self, start: StartResponse) -> Head:
+        """The checked head, remembered per (status, fields): checking costs more than a lookup."""
+        try:
+            key = (start.status, tuple(start.headers))
+            head = self.heads.get(key)
+        except TypeError:  # an unhashable value: Head() says what is wrong with it
+            return Head(start)
+        if head is None:
+            head = Head(start)
+            if len(self.heads) >= MAX_HEADS:
+                self.heads.clear()
+            self.heads[key] = head
+        return head
+
     def file_response(self, request: Request, start: StartResponse, wrapper: FileWrapper,
                       body_file: Any) -> Response | None:
         """A file_wrapper over a regular file goes out by sendfile, from its position."""
@@ -374,7 +390,7 @@ class WsgiBridge:
             return None
         if not stat.S_ISREG(st.st_mode) or start.written:
             return None
-        head = Head(start)
+        head = self.head(start)
         if head.status in (204, 304):
             return None
         available = max(st.st_size - position, 0)
