@@ -47,7 +47,9 @@ def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
     environment's and flags' from the working directory."""
     environ = dict(os.environ if environ is None else environ)
     path = args.config
-    if path is None:
+    # the bundled server_config.json describes the bundled site: a hosted WSGI app starts
+    # from the defaults (and -c FILE), as under gunicorn
+    if path is None and not (args.wsgi_app or environ.get(config.env_name("wsgi_app"))):
         path = DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
     file_values = config.read_file(path) if path else {}
     base = os.path.dirname(os.path.abspath(path)) if path else HERE
@@ -69,7 +71,7 @@ def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
 
 
 def absolute(path: str, base: str) -> str:
-    if path in ("-", "off", ":memory:") or os.path.isabs(path):
+    if path in ("", "-", "off", ":memory:") or os.path.isabs(path):
         return path
     return os.path.normpath(os.path.join(base, path))
 

@@ -155,7 +155,7 @@ def bench_servers(selected, args, ws, rec):
         live = [entry for entry in (start_server(server, args, ws, rec, stack)
                                     for server in selected) if entry is not None]
         for entry in live:
-            warm_up(args, entry.port, rec)
+            warm_up(args, entry.port, rec, LOADS[entry.server.loads[0]].path)
         for run in range(1, args.runs + 1):
             for load_key in LOADS:
                 for entry in live:
@@ -216,6 +216,14 @@ def verify(load, port, ws):
         return NA_MISSING
     if status != 200:
         return f"FAILED: GET {load.path} -> {status}, {len(body)} bytes"
+    if load.key == "flask":
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        if document != servers.FLASK_HELLO:
+            return f"FAILED: GET {load.path} -> {body[:80]!r}, expected {servers.FLASK_HELLO}"
+        return "ok"
     if load.key in ("ping", "scores"):
         try:
             document = json.loads(body)
@@ -240,11 +248,11 @@ def verify(load, port, ws):
     return "ok"
 
 
-def warm_up(args, port, rec):
+def warm_up(args, port, rec, path):
     if args.warmup in ("", "0", "0s"):
         return
     argv = servers.pinned(args.load_cpus, loadgen.wrk_command(
-        f"http://{servers.HOST}:{port}/index.html", args.connections, args.warmup))
+        f"http://{servers.HOST}:{port}{path}", args.connections, args.warmup))
     rec.command(argv)
     subprocess.run(argv, capture_output=True, check=False)
 
@@ -330,6 +338,8 @@ def describe_machine_and_versions():
             "wrk": tool_version(["wrk", "-v"], r"^wrk (\S+)"),
             "ab": tool_version(["ab", "-V"], r"Version (\S+)"),
             "gunicorn": package_version("gunicorn"),
+            "waitress": package_version("waitress"),
+            "flask": package_version("flask"),
             "uvicorn": package_version("uvicorn"),
             "uvloop": package_version("uvloop"),
             "httptools": package_version("httptools"),
@@ -345,6 +355,9 @@ def check_tools(selected):
     for module, server in (("gunicorn", "gunicorn"), ("uvicorn", "uvicorn")):
         if any(s.name == server for s in selected) and package_version(module) == "not installed":
             missing.append(module)
+    if any("flask" in s.loads for s in selected):
+        missing += [module for module in ("flask", "gunicorn", "waitress")
+                    if package_version(module) == "not installed" and module not in missing]
     if missing:
         sys.exit(f"bench: missing {', '.join(missing)}; run `make bench-deps` "
                  "(apt-get install -y nginx wrk apache2-utils && pip install -r bench/requirements.txt)")

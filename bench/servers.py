@@ -48,9 +48,12 @@ LOADS = {load.key: load for load in [
     Load("ab-1k", "1 KB file, no keep-alive (ab)", "ab", "/index.html", "ab-1k"),
     Load("gzip-css", "20 KB CSS with Accept-Encoding: gzip, keep-alive", "wrk", "/20k.css",
          "gzip-css", GZIP),
+    Load("flask", "Flask JSON hello, keep-alive", "wrk", "/hello", "flask"),
 ]}
 STATIC_LOADS = ("1k", "100k", "1m", "ab-1k")
 SCORE_ROW = {"client_id": 1, "phone": "79175002040", "email": "a@b.c"}
+FLASK_HELLO = {"message": "Hello, World!"}
+FLASK_APP = "flask_hello:app"  # bench/flask_hello.py, the same for every WSGI server
 BENCH_APPS = ("scores",)  # apps/ packages serving the bench's API routes (mounted if present)
 
 
@@ -110,6 +113,9 @@ class Server:
     argv: object                 # callable(workspace, port) -> list[str]
     cwd: Path = REPO_DIR
     env: dict = field(default_factory=dict)
+
+
+OURS_WSGI = "httpd -w1 --wsgi"
 
 
 def ours(workers, loads, kind="ours"):
@@ -186,6 +192,24 @@ def uvicorn_argv(ws, port):
             "--no-access-log", "--log-level", "warning"]
 
 
+def ours_wsgi_argv(ws, port):
+    return [sys.executable, str(REPO_DIR / "httpd.py"), "--wsgi", FLASK_APP, "-w", "1",
+            "-H", HOST, "-p", str(port), "--access-log", "off"]
+
+
+def gunicorn_flask_argv(worker_class, threads=1):
+    def argv(ws, port):
+        return [sys.executable, "-m", "gunicorn", "-w", "1", "-k", worker_class,
+                "--threads", str(threads), "-b", f"{HOST}:{port}", "--log-level", "warning",
+                FLASK_APP]
+    return argv
+
+
+def waitress_argv(ws, port):
+    return [sys.executable, "-m", "waitress", f"--listen={HOST}:{port}", "--threads=4",
+            "--connection-limit=4096", FLASK_APP]
+
+
 def http_server_argv(ws, port):
     return [sys.executable, "-m", "http.server", str(port), "--bind", HOST,
             "--directory", str(ws.docroot)]
@@ -204,6 +228,15 @@ def all_servers(docroot_env, scaling_workers):
         Server("http.server", "python", STATIC_LOADS, http_server_argv),
     ]
     servers += [ours(n, ("1k",), kind="scaling") for n in scaling_workers if n != 1]
+    # one Flask app under every WSGI server, one worker each; imported from bench/ (cwd)
+    servers += [
+        Server(OURS_WSGI, "ours", ("flask",), ours_wsgi_argv, cwd=BENCH_DIR),
+        Server("gunicorn sync (Flask)", "python", ("flask",), gunicorn_flask_argv("sync"),
+               cwd=BENCH_DIR),
+        Server("gunicorn gthread x4 (Flask)", "python", ("flask",),
+               gunicorn_flask_argv("gthread", 4), cwd=BENCH_DIR),
+        Server("waitress (Flask)", "python", ("flask",), waitress_argv, cwd=BENCH_DIR),
+    ]
     return servers
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -43,8 +44,11 @@ class ServerProcess:
     """One httpd.py master with its workers, on 127.0.0.1 and a free port."""
 
     def __init__(self, workdir: Path, apps: list[str], document_root: Path | None = None,
-                 workers: int = 2, **settings: Any) -> None:
+                 workers: int = 2, ready_path: str = "/api/ping",
+                 env: dict[str, str] | None = None, **settings: Any) -> None:
         self.workdir = workdir
+        self.ready_path = ready_path  # answers 200 once the workers serve
+        self.env = {**os.environ, **env} if env else None
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.db_path = workdir / "test.sqlite3"
@@ -76,7 +80,7 @@ class ServerProcess:
         self.stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - the server's, closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, str(HTTPD), "-c", str(self.config_path), "-p", str(self.port)],
-            cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=self.stderr)
+            cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=self.stderr, env=self.env)
         self.wait_ready(timeout)
         return self
 
@@ -88,7 +92,8 @@ class ServerProcess:
                                    f"{self.stderr_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"GET /api/ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                              % self.ready_path.encode())
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         return
             except OSError:

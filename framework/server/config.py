@@ -45,7 +45,8 @@ CORE_SETTINGS: Schema = {
     "host": Setting("127.0.0.1", str, "address to listen on", ("-H",)),
     "port": Setting(8080, int, "TCP port to listen on", ("-p",)),
     "workers": Setting(0, int, "worker processes; 0 means one per CPU", ("-w",)),
-    "document_root": Setting("document_root", str, "directory served as static files",
+    "document_root": Setting("document_root", str, "directory served as static files; '' "
+                                                   "(only with wsgi_app) serves none",
                              ("-r",), path=True),
     "log_level": Setting("info", str, "error log level", choices=("debug", "info", "warning",
                                                                   "error")),
@@ -104,7 +105,16 @@ CORE_SETTINGS: Schema = {
     "admin_token": Setting("", str, "bearer token enabling admin helpers; empty disables them"),
     "page_size": Setting(10, int, "default page size of paginated lists"),
     "max_page_size": Setting(100, int, "largest page_size a client may ask for"),
+    "wsgi_app": Setting("", str, "MODULE:CALLABLE of a WSGI app to host (docs/wsgi.md); with "
+                                 "one, apps and document_root default to off",
+                        ("--wsgi",)),
+    "wsgi_script_name": Setting("", str, "SCRIPT_NAME given to the WSGI app: /path, no "
+                                         "trailing slash"),
 }
+
+# Hosting a WSGI app, these default to off unless the config file or a flag sets them:
+# the app then owns every path, as it does under gunicorn.
+WSGI_DEFAULTS = {"apps": [], "document_root": ""}
 
 LOG_LEVELS = CORE_SETTINGS["log_level"].choices
 PATH_KEYS = tuple(key for key, spec in CORE_SETTINGS.items() if spec.path)
@@ -237,6 +247,9 @@ def build(file_values: dict[str, Any], flag_values: dict[str, Any],
     extra keys the enabled apps declare (the server knows no app: ``handlers`` passes it in).
     """
     flags = {k: v for k, v in flag_values.items() if v is not None}
+    if flags.get("wsgi_app") or (environ or {}).get(env_name("wsgi_app")) \
+            or file_values.get("wsgi_app"):
+        file_values = {**WSGI_DEFAULTS, **file_values}
     schema = build_schema(file_values, flags, app_settings, environ or {})
     merged = {**file_values, **env_values(schema, environ or {})}
     for key, value in flags.items():
@@ -293,6 +306,12 @@ def validate(s: dict[str, Any], schema: Schema = CORE_SETTINGS) -> None:
     for key, spec in s.items():
         if isinstance(spec, (int, float)) and not isinstance(spec, bool) and spec < 0:
             raise ConfigError(f"{key} must not be negative, got {spec}")
+    script = s["wsgi_script_name"]
+    if script and (not script.startswith("/") or script.endswith("/")):
+        raise ConfigError(f"wsgi_script_name must start with '/' and not end with it, "
+                          f"got {script!r}")
+    if not s["document_root"] and not s["wsgi_app"]:
+        raise ConfigError("document_root may be empty only when a wsgi_app is hosted")
     validate_static(s)
 
 
@@ -336,7 +355,7 @@ def is_field_value(text: str) -> bool:
 
 def validate_paths(s: dict[str, Any]) -> None:
     """Checks that need the final, absolute paths."""
-    if not os.path.isdir(s["document_root"]):
+    if s["document_root"] and not os.path.isdir(s["document_root"]):
         raise ConfigError(f"document root is not a directory: {s['document_root']}")
     if s["access_log"] not in ("-", "off"):
         # each worker opens the log itself; a path it cannot open would crash them all in a loop

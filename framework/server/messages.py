@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -30,15 +30,18 @@ def parse_http_date(text: str) -> float | None:
 
 
 class Response:
-    """Status, header fields and a body: bytes, or a byte range of an open file.
+    """Status, header fields and a body: bytes, a byte range of an open file, or a stream.
 
     The server adds Date, Server, Connection and Content-Length; handlers set the rest.
     A file body is sent with sendfile and closed by the server. ``segments`` makes a file
-    body of several slices with bytes between them (multipart/byteranges).
+    body of several slices with bytes between them (multipart/byteranges). A ``stream`` is an
+    iterator of byte strings pulled as the socket drains (``length`` None when unknown:
+    chunked, or close-delimited for HTTP/1.0); its ``close()``, if any, is called however it
+    ends.
     """
 
     __slots__ = ("status", "headers", "body", "file", "offset", "length", "close", "raw",
-                 "segments")
+                 "segments", "stream")
 
     def __init__(self, status: int = 200, body: bytes = b"",
                  headers: list[tuple[str, str]] | None = None,
@@ -54,6 +57,7 @@ class Response:
         self.close = False  # force Connection: close after this response
         self.raw = b""  # header fields already serialized (cached by the static handler)
         self.segments: list[bytes | tuple[int, int]] | None = None
+        self.stream: Any = None
 
     def set_file(self, file: BinaryIO, offset: int, length: int) -> None:
         self.file = file

@@ -50,6 +50,9 @@ EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 KEEP_ALIVE = b"Connection: keep-alive\r\n\r\n"
 CLOSE = b"Connection: close\r\n\r\n"
+STREAM_SLICE = 256 * 1024  # streamed body bytes sent per loop pass, so others get their turn
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
 
 # connection states
 IDLE, HEAD, BODY, CLOSING = 0, 1, 2, 3
@@ -60,7 +63,7 @@ CLOSE_NOW, LINGER = 1, 2
 class Connection:
     __slots__ = ("sock", "fd", "client", "inbuf", "out", "outbuf", "state", "deadline",
                  "request", "remaining", "decoder", "spool", "body_parts", "close_after",
-                 "events")
+                 "events", "port")
 
     def __init__(self, sock: socket.socket, client: str) -> None:
         self.sock = sock
@@ -78,6 +81,53 @@ class Connection:
         self.body_parts: list[bytes] = []
         self.close_after = 0  # CLOSE_NOW or LINGER once the last answer is sent
         self.events = EPOLLIN
+        self.port = 0  # the client's port
+
+
+class Stream:
+    """A response body pulled from an iterator as the socket drains, framed on the way out.
+
+    With a known ``length`` it is cut at that length (and ending short of it aborts the
+    connection); ``chunked`` frames each piece as one chunk. The iterator's ``close()``, if it
+    has one, is called exactly once: at the end, on an error, or when the connection closes.
+    """
+
+    __slots__ = ("body", "chunked", "done", "pending", "pieces", "remaining")
+
+    def __init__(self, body: Any, chunked: bool, length: int | None) -> None:
+        self.body = body
+        self.pieces = filter(None, body)  # empty strings carry nothing (and would end a chunked body)
+        self.chunked = chunked
+        self.remaining = length
+        self.pending: Any = b""
+        self.done = False
+
+    def next_piece(self) -> bytes:
+        """The next bytes to send, framed; b"" once the whole body was given."""
+        if self.done:
+            return b""
+        piece = next(self.pieces, b"")
+        if self.remaining is not None:
+            if len(piece) >= self.remaining:
+                piece = piece[:self.remaining]
+                self.done = True
+            elif not piece:
+                raise OSError("the body ended before its Content-Length")
+            self.remaining -= len(piece)
+            return piece
+        if not piece:
+            self.done = True
+            return LAST_CHUNK if self.chunked else b""
+        return b"%x\r\n%s\r\n" % (len(piece), piece) if self.chunked else piece
+
+    def close(self) -> None:
+        body, self.body = self.body, None
+        close = getattr(body, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("closing a streamed response body failed")
 
 
 def deadline_of(conn: Connection) -> float:
@@ -240,6 +290,8 @@ class Worker:
                 raise
             sock.setblocking(False)
             conn = Connection(sock, addr[0] if isinstance(addr, tuple) else "-")
+            if isinstance(addr, tuple):
+                conn.port = addr[1]
             conn.deadline = self.now + self.s["keepalive_timeout"]
             conns[conn.fd] = conn
             self.epoll.register(conn.fd, EPOLLIN)
@@ -275,6 +327,8 @@ class Worker:
         for item in conn.out:
             if isinstance(item, list):
                 item[0].close()
+            elif type(item) is Stream:
+                item.close()
         conn.out.clear()
         if conn.spool is not None:
             conn.spool.close()
@@ -336,7 +390,7 @@ class Worker:
                     return False
                 request, consumed = parsed
                 del conn.inbuf[:consumed]
-                request.client = (conn.client, 0)
+                request.client = (conn.client, conn.port)
                 if request.has_body:
                     self.start_body(conn, request)
                     continue
@@ -455,6 +509,9 @@ class Worker:
         keep_alive = (request is not None and request.keep_alive and not close
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
+        if response.stream is not None:
+            self.respond_streamed(conn, request, response, keep_alive, head_only)
+            return
         status = response.status
         conn.outbuf += b"%s%s%s%s%s%s" % (
             STATUS_LINES.get(status) or status_line(status), response.raw, fields,
@@ -502,6 +559,44 @@ class Worker:
         self.access.write(conn.client, line, response.status, size, referer, agent,
                           time.time())
 
+    def respond_streamed(self, conn: Connection, request: Request, response: Response,
+                         keep_alive: bool, head_only: bool) -> None:
+        """Queue the head of a response whose body is pulled as the socket drains.
+
+        Without a length the body goes chunked to HTTP/1.1 clients and close-delimited to
+        HTTP/1.0 ones (RFC 9112 §6.3). The tail mirrors ``respond``'s.
+        """
+        status = response.status
+        chunked = response.length is None and request.version == "HTTP/1.1"
+        if response.length is not None:
+            framing = b"Content-Length: %d\r\n" % response.length
+        elif chunked:
+            framing = CHUNKED
+        else:
+            framing = b""
+            keep_alive = False  # the end of the body is the end of the connection
+        conn.outbuf += b"%s%s%s%s%s%s" % (
+            STATUS_LINES.get(status) or status_line(status), response.raw,
+            serialize_fields(response.headers) if response.headers else b"",
+            self.date_and_server(), framing, KEEP_ALIVE if keep_alive else CLOSE)
+        stream = Stream(response.stream, chunked, response.length)
+        if head_only:
+            stream.close()
+        else:
+            self.queue_outbuf(conn)
+            conn.out.append(stream)
+        if self.access.enabled:
+            self.log_access(conn, request, response, head_only)
+        conn.request = None
+        if keep_alive:
+            conn.state = HEAD if conn.inbuf else IDLE
+            conn.deadline = self.now + (self.s["header_timeout"] if conn.inbuf
+                                        else self.s["keepalive_timeout"])
+        else:
+            conn.state = CLOSING
+            conn.close_after = LINGER if response.close or conn.inbuf else CLOSE_NOW
+            conn.deadline = self.now + self.s["send_timeout"]
+
     def date_and_server(self) -> bytes:
         """The Date and Server fields, formatted once a second."""
         second = int(time.time())
@@ -542,6 +637,10 @@ class Worker:
                 if isinstance(item, bytes):
                     if not self.send_buffers(sock, out):
                         break
+                elif type(item) is Stream:
+                    if not self.send_stream(sock, item):
+                        break
+                    out.popleft()
                 else:
                     file, offset, remaining = item
                     sent = os.sendfile(conn.fd, file.fileno(), offset, remaining)
@@ -592,6 +691,33 @@ class Worker:
             sent -= len(item)
             out.popleft()
         return True
+
+    @staticmethod
+    def send_stream(sock: socket.socket, stream: Stream) -> bool:
+        """Send up to STREAM_SLICE bytes of a streamed body; True once all of it is sent.
+
+        The body is pulled one piece at a time, only when the previous one was sent, so a
+        generator of any size holds one piece in memory. A failing iterator aborts the
+        connection: the head is out, so no error response can follow.
+        """
+        budget = STREAM_SLICE
+        while budget > 0:
+            if not stream.pending:
+                try:
+                    stream.pending = stream.next_piece()
+                except Exception:
+                    log.exception("streamed response body failed; closing the connection")
+                    raise OSError("streamed body failed") from None
+                if not stream.pending:
+                    stream.close()
+                    return True
+            sent = sock.send(stream.pending)
+            budget -= sent
+            stream.pending = memoryview(stream.pending)[sent:] if sent < len(stream.pending) \
+                else b""
+            if stream.pending:
+                return False
+        return False
 
     def on_writable(self, conn: Connection) -> None:
         self.flush(conn)
