@@ -15,10 +15,16 @@ from framework.server.protocol import (
     Limits,
     UnsafeHeader,
     parse_head,
-    serialize_head,
+    response_head,
+    serialize_fields,
 )
 
 LIMITS = Limits()
+
+
+def serialize_head(status: int, fields: list[tuple[str, str]]) -> bytes:
+    """A response head with no Date/Server, kept alive, without a body."""
+    return response_head(status, b"", serialize_fields(fields), b"", None, True)
 SMALL = Limits(max_request_line=64, max_header_size=256, max_header_count=5)
 
 
@@ -528,7 +534,8 @@ def test_reason_phrases_are_the_standard_ones(status: int, reason: str) -> None:
 
 def test_serialize_head() -> None:
     raw = serialize_head(404, [("Content-Type", "text/html"), ("X-A", "b")])
-    assert raw == b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nX-A: b\r\n\r\n"
+    assert raw == (b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nX-A: b\r\n"
+                   b"Connection: keep-alive\r\n\r\n")
 
 
 # -- refusing at once what can never become a request --------------------------------------
@@ -572,4 +579,23 @@ def test_response_fields_with_cr_lf_or_nul_are_refused(fields) -> None:
 
 def test_ordinary_response_fields_serialize() -> None:
     assert serialize_head(200, [("X-A", "b\tc"), ("Location", "/caf%C3%A9")]) == (
-        b"HTTP/1.1 200 OK\r\nX-A: b\tc\r\nLocation: /caf%C3%A9\r\n\r\n")
+        b"HTTP/1.1 200 OK\r\nX-A: b\tc\r\nLocation: /caf%C3%A9\r\n"
+        b"Connection: keep-alive\r\n\r\n")
+
+
+@pytest.mark.parametrize("status,length,chunked,framing", [
+    (200, 5, False, b"Content-Length: 5\r\n"),
+    (200, 0, False, b"Content-Length: 0\r\n"),
+    (404, 9, False, b"Content-Length: 9\r\n"),
+    (204, 0, False, b""),  # RFC 9110 §8.6: no Content-Length on 1xx, 204 and 304
+    (304, 0, False, b""),
+    (100, 0, False, b""),
+    (200, None, False, b""),  # close-delimited
+    (200, None, True, b"Transfer-Encoding: chunked\r\n"),
+])
+def test_response_head_framing(status: int, length, chunked: bool, framing: bytes) -> None:
+    head = response_head(status, b"X-Raw: 1\r\n", b"X-F: 2\r\n", b"Date: d\r\n", length,
+                         False, chunked)
+    assert head == (b"HTTP/1.1 %d %s\r\nX-Raw: 1\r\nX-F: 2\r\nDate: d\r\n"
+                    % (status, REASONS[status].encode()) + framing
+                    + b"Connection: close\r\n\r\n")

@@ -368,10 +368,26 @@ def serialize_fields(fields: list[tuple[str, str]]) -> bytes:
     return text.encode("latin-1", "replace")
 
 
-def serialize_head(status: int, fields: list[tuple[str, str]], raw: bytes = b"") -> bytes:
-    """The status line and header section of a response, ending with the empty line.
+KEEP_ALIVE = b"Connection: keep-alive\r\n\r\n"
+CLOSE = b"Connection: close\r\n\r\n"
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
 
-    ``raw`` holds fields serialized earlier (a static file's cached headers).
+
+def response_head(status: int, raw: bytes, fields: bytes, common: bytes, length: int | None,
+                  keep_alive: bool, chunked: bool = False) -> bytes:
+    """The head of every response, built here and nowhere else.
+
+    ``raw`` and ``fields`` are serialized header fields (cached ones, then this answer's, from
+    ``serialize_fields``); ``common`` is Date and Server. The framing field follows RFC 9110
+    §8.6 and RFC 9112 §6: ``Transfer-Encoding: chunked`` for a chunked body, no length for a
+    close-delimited one (``length`` None), and no Content-Length on 1xx, 204 and 304, which
+    have no body. A HEAD answer carries the length its GET would have.
     """
-    line = STATUS_LINES.get(status) or status_line(status)
-    return line + raw + serialize_fields(fields) + b"\r\n"
+    if chunked:
+        framing = CHUNKED
+    elif length is not None and status >= 200 and status != 204 and status != 304:
+        framing = b"Content-Length: %d\r\n" % length
+    else:
+        framing = b""
+    return b"%s%s%s%s%s%s" % (STATUS_LINES.get(status) or status_line(status), raw, fields,
+                              common, framing, KEEP_ALIVE if keep_alive else CLOSE)

@@ -24,15 +24,14 @@ from framework.server.contract import Application
 from framework.server.log import AccessLog
 from framework.server.messages import Response, http_date
 from framework.server.protocol import (
-    STATUS_LINES,
     ChunkedDecoder,
     HttpError,
     Limits,
     Request,
     UnsafeHeader,
     parse_head,
+    response_head,
     serialize_fields,
-    status_line,
 )
 
 log = logging.getLogger("httpd.worker")
@@ -48,10 +47,7 @@ MAX_BUFFERS = 64  # byte strings per sendmsg
 MSG_MORE = socket.MSG_MORE
 EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-KEEP_ALIVE = b"Connection: keep-alive\r\n\r\n"
-CLOSE = b"Connection: close\r\n\r\n"
 STREAM_SLICE = 256 * 1024  # streamed body bytes sent per loop pass, so others get their turn
-CHUNKED = b"Transfer-Encoding: chunked\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
 # connection states
@@ -510,15 +506,10 @@ class Worker:
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
         if response.stream is not None:
-            self.respond_streamed(conn, request, response, keep_alive, head_only)
+            self.respond_streamed(conn, request, response, fields, keep_alive, head_only)
             return
-        status = response.status
-        conn.outbuf += b"%s%s%s%s%s%s" % (
-            STATUS_LINES.get(status) or status_line(status), response.raw, fields,
-            self.date_and_server(),
-            b"Content-Length: %d\r\n" % response.length
-            if status >= 200 and status != 204 and status != 304 else b"",
-            KEEP_ALIVE if keep_alive else CLOSE)
+        conn.outbuf += response_head(response.status, response.raw, fields,
+                                     self.date_and_server(), response.length, keep_alive)
         if response.file is not None:
             if head_only or not response.length:
                 response.file.close()
@@ -531,6 +522,11 @@ class Worker:
             else:  # a large body goes out beside the head (one writev), not copied into it
                 self.queue_outbuf(conn)
                 conn.out.append(response.body)
+        self.answered(conn, request, response, keep_alive, head_only, close)
+
+    def answered(self, conn: Connection, request: Request | None, response: Response,
+                 keep_alive: bool, head_only: bool, close: bool = False) -> None:
+        """After an answer is queued: log it, then wait for the next request or close."""
         if self.access.enabled:
             self.log_access(conn, request, response, head_only)
         conn.request = None
@@ -560,42 +556,25 @@ class Worker:
                           time.time())
 
     def respond_streamed(self, conn: Connection, request: Request, response: Response,
-                         keep_alive: bool, head_only: bool) -> None:
+                         fields: bytes, keep_alive: bool, head_only: bool) -> None:
         """Queue the head of a response whose body is pulled as the socket drains.
 
         Without a length the body goes chunked to HTTP/1.1 clients and close-delimited to
-        HTTP/1.0 ones (RFC 9112 §6.3). The tail mirrors ``respond``'s.
+        HTTP/1.0 ones (RFC 9112 §6.3).
         """
-        status = response.status
         chunked = response.length is None and request.version == "HTTP/1.1"
-        if response.length is not None:
-            framing = b"Content-Length: %d\r\n" % response.length
-        elif chunked:
-            framing = CHUNKED
-        else:
-            framing = b""
+        if response.length is None and not chunked:
             keep_alive = False  # the end of the body is the end of the connection
-        conn.outbuf += b"%s%s%s%s%s%s" % (
-            STATUS_LINES.get(status) or status_line(status), response.raw,
-            serialize_fields(response.headers) if response.headers else b"",
-            self.date_and_server(), framing, KEEP_ALIVE if keep_alive else CLOSE)
+        conn.outbuf += response_head(response.status, response.raw, fields,
+                                     self.date_and_server(), response.length, keep_alive,
+                                     chunked)
         stream = Stream(response.stream, chunked, response.length)
         if head_only:
             stream.close()
         else:
             self.queue_outbuf(conn)
             conn.out.append(stream)
-        if self.access.enabled:
-            self.log_access(conn, request, response, head_only)
-        conn.request = None
-        if keep_alive:
-            conn.state = HEAD if conn.inbuf else IDLE
-            conn.deadline = self.now + (self.s["header_timeout"] if conn.inbuf
-                                        else self.s["keepalive_timeout"])
-        else:
-            conn.state = CLOSING
-            conn.close_after = LINGER if response.close or conn.inbuf else CLOSE_NOW
-            conn.deadline = self.now + self.s["send_timeout"]
+        self.answered(conn, request, response, keep_alive, head_only)
 
     def date_and_server(self) -> bytes:
         """The Date and Server fields, formatted once a second."""
