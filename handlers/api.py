@@ -8,6 +8,7 @@ handler. All app errors leave here in one JSON envelope.
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from framework.server.protocol import KNOWN_METHODS, REASONS, Request
@@ -51,6 +52,8 @@ def docs_page(req: ApiRequest) -> Response:
 
 class Dispatcher:
     def __init__(self, settings: dict[str, Any], apps: list[App]) -> None:
+        # routes resolved before a body was read, by request; forgotten with the request
+        self.routed: weakref.WeakKeyDictionary[Request, Any] = weakref.WeakKeyDictionary()
         self.settings = settings
         self.apps = (core, *apps)
         self.router = Router()
@@ -75,7 +78,7 @@ class Dispatcher:
             return self.settings["max_body_size"]
         if isinstance(target, Response):
             return target
-        request.app_state = target
+        self.routed[request] = target  # for handle() once the body is in
         route = target[0]
         limit = self.body_limit(route)
         if request.content_length > limit:
@@ -83,7 +86,7 @@ class Dispatcher:
         return limit
 
     def handle(self, request: Request) -> Response:
-        target = request.app_state or self.resolve(request)
+        target = self.routed.pop(request, None) or self.resolve(request)
         if target is None:
             return self.static.handle(request.method, request.path, request.query,
                                       request.headers)
@@ -95,7 +98,7 @@ class Dispatcher:
     def error(self, status: int, message: str, request: Request | None = None) -> Response:
         """Protocol-level errors: JSON for requests routed to an app, else the static error
         page (``error_pages``, or a small HTML page)."""
-        if request is not None and request.app_state is not None:
+        if request is not None and request in self.routed:
             return error_response(status, message)
         return self.static.error(status, request.headers if request is not None else None,
                                  reason=REASONS.get(status, "Error"))
@@ -123,7 +126,7 @@ class Dispatcher:
 
     def call(self, route: Route, params: dict[str, Any], request: Request) -> Response:
         """Run the handler and render what it gives (data, None, a Response or an error)."""
-        req = ApiRequest(request, route, params, self.settings, self.apps)
+        req = ApiRequest(request, params, self.settings, self.apps)
         try:
             if route.admin:
                 require_admin(req)

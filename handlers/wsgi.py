@@ -428,9 +428,9 @@ class WsgiSite:
 
     def handle(self, request: Request) -> Response:
         if self.dispatcher is not None:
-            target = request.app_state or self.dispatcher.resolve(request)
+            target = self.dispatcher.routed.get(request) or self.dispatcher.resolve(request)
             if target is not None:
-                request.app_state = target
+                self.dispatcher.routed[request] = target
                 return self.dispatcher.handle(request)
         if self.static is not None and (request.method == "GET" or request.method == "HEAD"):
             response = self.static_file(request)

@@ -424,7 +424,7 @@ def admin_request(token: str, authorization: str | None) -> ApiRequest:
     if authorization is not None:
         headers["authorization"] = authorization
     raw_request = Request("POST", "/admin", "HTTP/1.1", headers)
-    return ApiRequest(raw_request, Route("POST", "/admin", lambda req: None), {},
+    return ApiRequest(raw_request, {},
                       {"admin_token": token})
 
 

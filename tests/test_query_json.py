@@ -9,7 +9,6 @@ import pytest
 
 from framework.server.protocol import Request
 from framework.web.app import ApiError, ApiRequest, parse_json
-from framework.web.router import Route
 from framework.web.urls import (
     build_query,
     normalize_path,
@@ -93,7 +92,7 @@ def test_normalize_path(path, expected):
 def api_request(target: str = "/x", body: bytes = b"") -> ApiRequest:
     raw = Request("POST", target, "HTTP/1.1", {"host": "h"})
     raw.body = body
-    return ApiRequest(raw, Route("POST", "/x", lambda req: None), {}, {})
+    return ApiRequest(raw, {}, {})
 
 
 def test_request_query_and_arg():

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 from framework.server.config import ConfigError  # noqa: F401 - apps check their settings
 from framework.server.contract import Service
-from framework.server.protocol import Request
+from framework.server.protocol import REASONS, Request
 from framework.web import db
 from framework.web.responses import Response, json_response
 from framework.web.router import Example, Route
@@ -41,15 +41,11 @@ from framework.web.validate import bounded
 __all__ = ["ERROR_CODES", "ApiError", "ApiRequest", "App", "Example", "created",
            "error_response", "load_app_modules", "parse_json", "validation_error"]
 
-ERROR_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
-    413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
-    416: "range_not_satisfiable", 417: "expectation_failed", 422: "unprocessable_entity",
-    429: "too_many_requests", 431: "request_header_fields_too_large",
-    500: "internal_server_error", 501: "not_implemented", 503: "service_unavailable",
-    505: "http_version_not_supported",
-}
+# the envelope's error code: the reason phrase in snake case ("not_found"), from the one reason
+# table; two codes keep the names API clients know from before RFC 9110 renamed the phrases
+ERROR_CODES = {status: re.sub(r"[^a-z]+", "_", reason.lower()).strip("_")
+               for status, reason in REASONS.items()}
+ERROR_CODES.update({413: "payload_too_large", 422: "unprocessable_entity"})
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -88,10 +84,9 @@ def validation_error(fields: dict[str, list[str]]) -> ApiError:
 class ApiRequest:
     """A request as apps see it: parsed parts, never bytes or sockets."""
 
-    def __init__(self, request: Request, route: Route, params: dict[str, Any],
-                 settings: dict[str, Any], apps: tuple[App, ...] = ()) -> None:
+    def __init__(self, request: Request, params: dict[str, Any], settings: dict[str, Any],
+                 apps: tuple[App, ...] = ()) -> None:
         self.raw = request
-        self.route = route
         self.method = request.method
         self.path = request.path
         self.params = params

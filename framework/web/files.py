@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from framework.server.config import CORE_SETTINGS
-from framework.server.protocol import serialize_fields
+from framework.server.protocol import REASONS, serialize_fields
 from framework.web.compression import (
     GZIP,
     GZIP_MAX_FILE,
@@ -137,8 +137,6 @@ def html_error(status: int, reason: str, fields: list[tuple[str, str]] | None = 
     return Response(status, body, list(fields or []), "text/html")
 
 
-REASON = {301: "Moved Permanently", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-          405: "Method Not Allowed", 416: "Range Not Satisfiable"}
 
 
 class StaticFiles:
@@ -161,7 +159,7 @@ class StaticFiles:
                 entry = self.resolve(raw_path, now)
             if entry.redirect is not None:
                 location = entry.redirect + ("?" + query if query else "")
-                return html_error(301, REASON[301], [("Location", location)])
+                return html_error(301, REASONS[301], [("Location", location)])
             return self.serve(entry, headers, now)
         except NotServed as refusal:
             if refusal.status == 404 and self.options.fallback_file:
@@ -181,7 +179,7 @@ class StaticFiles:
                     return self.serve(entry, headers or {}, now, status, list(fields))
             except NotServed:
                 pass
-        return html_error(status, reason or REASON.get(status, "Error"), list(fields))
+        return html_error(status, reason or REASONS.get(status, "Error"), list(fields))
 
     def fallback(self, headers: dict[str, str], now: float) -> Response:
         """``fallback_file`` with 200, for a GET or HEAD of a path that does not exist."""

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from framework.server.config import ConfigError
+from framework.server.protocol import REASONS
 from framework.web.app import ApiError, ApiRequest, App, Example, error_response
-from framework.web.files import REASON, StaticFiles, StaticOptions
+from framework.web.files import StaticFiles, StaticOptions
 from framework.web.multipart import FilePart
 from framework.web.responses import Response
 from framework.web.sniff import HEAD_SIZE, MEDIA_TYPES, sniff
@@ -251,7 +252,7 @@ def serve_media(req: ApiRequest, rel_path: str) -> Response:
         raise ApiError(404, "no such file")
     if response.status >= 400:
         fields = [f for f in response.headers if f[0] != "Content-Type"]
-        return error_response(response.status, REASON.get(response.status, "error"), None,
+        return error_response(response.status, REASONS.get(response.status, "error"), None,
                               fields)
     return response
 
