@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from apps.citizens import schemas, store
+from apps.citizens import docs, store
 from apps.citizens.generator import (
     MAX_COUNT,
     default_relations,
@@ -34,7 +34,7 @@ RULES = ("Beyond the schema: birth_date must be a real date not after today (UTC
 
 
 @app.post("/imports", status=201, max_body="imports_max_body", description=RULES,
-          request_schema=schemas.IMPORT_REQUEST, response_schema=schemas.IMPORT_CREATED,
+          request_schema=docs.IMPORT_REQUEST, response_schema=docs.IMPORT_CREATED,
           example=Example(body={"citizens": [CITIZEN]}, response={"data": IMPORT}))
 def create_import(req: ApiRequest) -> dict[str, Any]:
     """Store a new import of citizens; 400 and nothing stored on any invalid field."""
@@ -43,7 +43,7 @@ def create_import(req: ApiRequest) -> dict[str, Any]:
 
 
 @app.patch("/imports/<int:import_id>/citizens/<int:citizen_id>",
-           request_schema=schemas.PATCH_REQUEST, response_schema=schemas.ONE_CITIZEN,
+           request_schema=docs.PATCH_REQUEST, response_schema=docs.ONE_CITIZEN,
            description="Beyond the schema: birth_date must be a real date not after today "
                        "(UTC), and relatives must be citizen_ids of the same import, never the "
                        "citizen itself; the other side of each relation changes too.",
@@ -57,14 +57,14 @@ def update_citizen(req: ApiRequest, import_id: int, citizen_id: int) -> Response
                     content_type=JSON)
 
 
-@app.get("/imports/<int:import_id>/citizens", response_schema=schemas.CITIZEN_LIST,
+@app.get("/imports/<int:import_id>/citizens", response_schema=docs.CITIZEN_LIST,
          responses=NO_IMPORT, example=Example(params=IMPORT, response={"data": [CITIZEN]}))
 def list_citizens(req: ApiRequest, import_id: int) -> Response:
     """Every citizen of an import, by citizen_id."""
     return Response(200, store.citizens_json(req.db, import_id), content_type=JSON)
 
 
-@app.get("/imports/<int:import_id>/citizens/birthdays", response_schema=schemas.BIRTHDAYS,
+@app.get("/imports/<int:import_id>/citizens/birthdays", response_schema=docs.BIRTHDAYS,
          responses=NO_IMPORT, example=Example(params=IMPORT, response={"data": {
              str(month): [{"citizen_id": 2, "presents": 1}] if month == 12 else []
              for month in range(1, 13)}}))
@@ -74,7 +74,7 @@ def birthdays(req: ApiRequest, import_id: int) -> dict[str, Any]:
 
 
 @app.get("/imports/<int:import_id>/towns/stat/percentile/age",
-         response_schema=schemas.PERCENTILES, responses=NO_IMPORT,
+         response_schema=docs.PERCENTILES, responses=NO_IMPORT,
          example=Example(params=IMPORT, response={"data": [
              {"town": "Москва", "p50": 37.0, "p75": 37.0, "p99": 37.0}]}))
 def age_percentiles(req: ApiRequest, import_id: int) -> dict[str, Any]:
@@ -130,14 +130,14 @@ def make_citizens_dust(req: ApiRequest) -> dict[str, Any]:
 # the seed served these with GET; POST (and DELETE for the wipe) are the honest methods
 HELPERS_OFF = {404: "the citizens helpers are disabled (citizens_helpers is false)"}
 for method in ("GET", "POST"):
-    app.route(method, "/generate/<int:count>", query=schemas.GENERATE_QUERY,
-              response_schema=schemas.GENERATED, responses=HELPERS_OFF,
+    app.route(method, "/generate/<int:count>", query=docs.GENERATE_QUERY,
+              response_schema=docs.GENERATED, responses=HELPERS_OFF,
               description=f"count is at most {MAX_COUNT}; relations at most "
                           "min(50000, count*(count-1)/2).",
               example=Example(params={"count": 1, "seed": 7, "relations": 0, "worst": 0},
                               response={"citizens": [CITIZEN]}))(generate_import)
-    app.route(method, "/init", response_schema=schemas.STATUS, responses=HELPERS_OFF,
+    app.route(method, "/init", response_schema=docs.STATUS, responses=HELPERS_OFF,
               example=Example(response=OK))(init_tables)
 for method in ("GET", "POST", "DELETE"):
-    app.route(method, "/make_citizens_dust", admin=True, response_schema=schemas.STATUS,
+    app.route(method, "/make_citizens_dust", admin=True, response_schema=docs.STATUS,
               responses=HELPERS_OFF, example=Example(response=OK))(make_citizens_dust)

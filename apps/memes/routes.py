@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.memes import images, store
-from apps.memes.schema import SCHEMA
+from apps.memes.tables import SCHEMA
 from apps.memes.validation import (
     FORM_OVERHEAD,
     TEXT_LIMITS,

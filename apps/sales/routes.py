@@ -1,13 +1,13 @@
 """HTTP endpoints of the sales reports API (API.md §B.1): thin handlers over validation and
-queries, plus the seed's admin helpers /clear/ and /create/."""
+store, plus the seed's admin helpers /clear/ and /create/."""
 from __future__ import annotations
 
 import random
 from datetime import datetime, timezone
 from typing import Any
 
-from apps.sales import queries
-from apps.sales.schema import MAX_PRICE, SCHEMA
+from apps.sales import store
+from apps.sales.tables import MAX_PRICE, SCHEMA
 from apps.sales.validation import (
     INT64_MAX,
     MAX_TEXT,
@@ -74,7 +74,7 @@ def without(example: dict[str, Any], *names: str) -> dict[str, Any]:
 @app.get("/items/", response_schema=array_of(ITEM), example=Example(response=[ITEM_EXAMPLE]))
 def list_items(req: ApiRequest) -> list[dict[str, Any]]:
     """Every item, by id."""
-    return queries.list_items(req.db)
+    return store.list_items(req.db)
 
 
 @app.post("/items/", status=201, request_schema=without_id(ITEM), response_schema=ITEM,
@@ -85,13 +85,13 @@ def create_item(req: ApiRequest) -> dict[str, Any]:
     A name may not be only whitespace, which JSON Schema cannot say.
     """
     values = validate_item(req.json())
-    return queries.insert_item(req.db, values["name"], values["price"])
+    return store.insert_item(req.db, values["name"], values["price"])
 
 
 @app.get("/stores/", response_schema=array_of(STORE), example=Example(response=[STORE_EXAMPLE]))
 def list_stores(req: ApiRequest) -> list[dict[str, Any]]:
     """Every store, by id."""
-    return queries.list_stores(req.db)
+    return store.list_stores(req.db)
 
 
 @app.post("/stores/", status=201, request_schema=without_id(STORE), response_schema=STORE,
@@ -102,7 +102,7 @@ def create_store(req: ApiRequest) -> dict[str, Any]:
     An address may not be only whitespace, which JSON Schema cannot say.
     """
     values = validate_store(req.json())
-    return queries.insert_store(req.db, values["address"])
+    return store.insert_store(req.db, values["address"])
 
 
 @app.post("/sales/", status=201, response_schema=SALE, request_schema={
@@ -117,7 +117,7 @@ def create_sale(req: ApiRequest) -> dict[str, Any]:
     be a real ISO-8601 date-time: neither can be said in JSON Schema.
     """
     sale = validate_sale(req.json())
-    return queries.insert_sale(req.db, sale["item_id"], sale["store_id"], sale["sale_time"])
+    return store.insert_sale(req.db, sale["item_id"], sale["store_id"], sale["sale_time"])
 
 
 @app.get("/stores/top/", response_schema=array_of(TOP_STORE), query=TOP_STORES_QUERY,
@@ -129,7 +129,7 @@ def top_stores(req: ApiRequest) -> list[dict[str, Any]]:
     args = int_params(req.query, {"cnt": CNT.bounds(req.settings),
                                   "mm": MONTH.bounds(req.settings, now.month),
                                   "gg": YEAR.bounds(req.settings, now.year)})
-    return queries.top_stores(req.db, args["gg"], args["mm"], args["cnt"])
+    return store.top_stores(req.db, args["gg"], args["mm"], args["cnt"])
 
 
 @app.get("/items/top/", response_schema=array_of(TOP_ITEM), query=TOP_ITEMS_QUERY,
@@ -138,7 +138,7 @@ def top_stores(req: ApiRequest) -> list[dict[str, Any]]:
 def top_items(req: ApiRequest) -> list[dict[str, Any]]:
     """Items by number of sales over all time, highest first, ties by id."""
     args = int_params(req.query, {"cnt": CNT.bounds(req.settings)})
-    return queries.top_items(req.db, args["cnt"])
+    return store.top_items(req.db, args["cnt"])
 
 
 # -- the seed's admin helpers (API.md Decisions §1): GET as the seed had it, and POST --------
@@ -146,7 +146,7 @@ def top_items(req: ApiRequest) -> list[dict[str, Any]]:
 def clear(req: ApiRequest) -> dict[str, Any]:
     """Delete every item, store and sale (admin only); ids are never reused."""
     with transaction(req.db) as conn:
-        queries.wipe(conn)
+        store.wipe(conn)
     return {"status": "ok"}
 
 
@@ -159,9 +159,9 @@ def create(req: ApiRequest) -> dict[str, Any]:
     seed = int_params(req.query, {"seed": SEED.bounds(req.settings)})["seed"]
     year = datetime.now(timezone.utc).year
     with transaction(req.db) as conn:
-        queries.wipe(conn)
-        queries.restart_ids(conn)
-        counts = queries.fill_demo(conn, random.Random(seed), year)
+        store.wipe(conn)
+        store.restart_ids(conn)
+        counts = store.fill_demo(conn, random.Random(seed), year)
     return {"status": "ok", **counts}
 
 

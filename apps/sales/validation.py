@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from apps.sales.schema import MAX_PRICE
+from apps.sales.tables import MAX_PRICE
 from framework.web.app import validation_error
 from framework.web.validate import FieldErrors as Errors
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.scores import validation
-from apps.scores.schema import SCHEMA
+from apps.scores.tables import SCHEMA
 from framework.web.app import ApiError, ApiRequest, App, Example, created
 from framework.web.db import transaction
 from framework.web.pagination import paginate

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.uploads import store
-from apps.uploads.schema import SCHEMA
+from apps.uploads.tables import SCHEMA
 from framework.web import media
 from framework.web.app import ApiRequest, App, Example, created, validation_error
 from framework.web.db import transaction

@@ -79,7 +79,7 @@ def missing_references(conn: sqlite3.Connection, item_id: int,
 #   SEARCH m USING COVERING INDEX store_month_top (month=?)
 #   SEARCH s USING INTEGER PRIMARY KEY (rowid=?)
 # The index hands out the month's stores already in answer order: LIMIT stops the walk after
-# cnt rows, no temp b-tree. The same query over raw sales was 92 ms (see schema.py).
+# cnt rows, no temp b-tree. The same query over raw sales was 92 ms (see tables.py).
 TOP_STORES = """
 SELECT s.id, s.address, m.income
   FROM store_month_income AS m JOIN store AS s ON s.id = m.store_id

@@ -14,7 +14,7 @@ transaction: every reader sees a rollup that matches ``sales`` exactly.
   item-update API, so that is also the current price the seed joined at query time.
 
 Sales are append-only: nothing updates or deletes single sales, and the admin wipe empties
-the rollups in the same transaction as ``sales`` (see queries.wipe). The two rollups carry no
+the rollups in the same transaction as ``sales`` (see store.wipe). The two rollups carry no
 foreign keys of their own: every row is derived from a sale whose keys were checked.
 ``sales`` needs no secondary index at all: no query filters it (the POST reads back by rowid).
 """
