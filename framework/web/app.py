@@ -32,57 +32,17 @@ from framework.server.config import ConfigError  # noqa: F401 - apps check their
 from framework.server.contract import Service
 from framework.server.protocol import Request
 from framework.web import db
+from framework.web.errors import ERROR_CODES, ApiError, error_response
 from framework.web.responses import Response, json_response
 from framework.web.router import Example, Route
 from framework.web.urls import parse_query
-from framework.web.validate import bounded
+from framework.web.validate import validation_error
 
-# Example is re-exported: apps declare their examples with it
+# re-exported: an app is written against this module (the errors, Example, the 400 of the kit)
 __all__ = ["ERROR_CODES", "ApiError", "ApiRequest", "App", "Example", "created",
            "error_response", "load_app_modules", "parse_json", "validation_error"]
 
-ERROR_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
-    413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
-    416: "range_not_satisfiable", 417: "expectation_failed", 422: "unprocessable_entity",
-    429: "too_many_requests", 431: "request_header_fields_too_large",
-    500: "internal_server_error", 501: "not_implemented", 503: "service_unavailable",
-    505: "http_version_not_supported",
-}
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-class ApiError(Exception):
-    """An answer other than success: status, message, per-field messages, extra headers."""
-
-    def __init__(self, status: int, message: str, fields: dict[str, list[str]] | None = None,
-                 headers: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.fields = fields or {}
-        self.headers = headers or []
-
-    def response(self) -> Response:
-        return error_response(self.status, self.message, self.fields, self.headers)
-
-
-def error_response(status: int, message: str, fields: dict[str, list[str]] | None = None,
-                   headers: list[tuple[str, str]] | None = None) -> Response:
-    """The one error envelope of every app (API.md §1.1)."""
-    body = {"error": {"code": ERROR_CODES.get(status, f"error_{status}"), "message": message,
-                      "fields": fields or {}}}
-    return json_response(body, status, list(headers or []))
-
-
-def validation_error(fields: dict[str, list[str]]) -> ApiError:
-    """The 400 for per-field problems; at most MAX_FIELDS fields are listed, the rest counted."""
-    kept, dropped = bounded(fields)
-    message = "Request validation has failed"
-    if dropped:
-        message += f" ({dropped} more problems not listed)"
-    return ApiError(400, message, kept)
 
 
 class ApiRequest:
