@@ -9,7 +9,6 @@ import random
 import sqlite3
 from typing import Any
 
-from framework.web.app import validation_error
 from framework.web.db import transaction
 
 DEMO_ITEMS = 50
@@ -41,9 +40,17 @@ def insert_store(conn: sqlite3.Connection, address: str) -> dict[str, Any]:
     return {"id": store_id, "address": address}
 
 
+class UnknownReference(LookupError):
+    """A sale names an item or a store that does not exist; ``names`` says which ids."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 def insert_sale(conn: sqlite3.Connection, item_id: int, store_id: int,
                 sale_time: str) -> dict[str, Any]:
-    """Store one sale and return it; unknown item or store ids are a 400 naming the field.
+    """Store one sale and return it; UnknownReference if the item or the store is unknown.
 
     One statement in one short IMMEDIATE transaction (the rollup trigger runs inside it).
     The happy path does no existence check of its own: the constraints do it, and only a
@@ -58,21 +65,17 @@ def insert_sale(conn: sqlite3.Connection, item_id: int, store_id: int,
             missing = missing_references(conn, item_id, store_id)
             if not missing:
                 raise
-            raise validation_error(missing) from None
+            raise UnknownReference(missing) from None
     return {"id": sale_id, "sale_time": sale_time, "item_id": item_id, "store_id": store_id}
 
 
-def missing_references(conn: sqlite3.Connection, item_id: int,
-                       store_id: int) -> dict[str, list[str]]:
+def missing_references(conn: sqlite3.Connection, item_id: int, store_id: int) -> list[str]:
+    """The names of the ids, ``item_id`` and/or ``store_id``, that no row has."""
     item_found, store_found = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM item WHERE id = ?), EXISTS (SELECT 1 FROM store WHERE id = ?)",
-        (item_id, store_id)).fetchone()
-    errors = {}
-    if not item_found:
-        errors["item_id"] = ["does not exist"]
-    if not store_found:
-        errors["store_id"] = ["does not exist"]
-    return errors
+        "SELECT EXISTS (SELECT 1 FROM item WHERE id = ?),"
+        " EXISTS (SELECT 1 FROM store WHERE id = ?)", (item_id, store_id)).fetchone()
+    return [name for name, found in (("item_id", item_found), ("store_id", store_found))
+            if not found]
 
 
 # EXPLAIN QUERY PLAN (1,000,000 sales, 200 stores, 24 months):
@@ -114,6 +117,21 @@ def top_items(conn: sqlite3.Connection, cnt: int) -> list[dict[str, Any]]:
     """Items by number of sales over all time, highest first, ties by id."""
     rows = conn.execute(TOP_ITEMS, (cnt,))
     return [{"id": i, "name": name, "sales_amount": amount} for i, name, amount in rows]
+
+
+def clear(conn: sqlite3.Connection) -> None:
+    """Delete every item, store and sale in one transaction; ids are never reused."""
+    with transaction(conn):
+        wipe(conn)
+
+
+def replace_with_demo(conn: sqlite3.Connection, rng: random.Random,
+                      year: int) -> dict[str, int]:
+    """In one transaction: delete everything, restart the ids at 1 and fill the demo set."""
+    with transaction(conn):
+        wipe(conn)
+        restart_ids(conn)
+        return fill_demo(conn, rng, year)
 
 
 def wipe(conn: sqlite3.Connection) -> None:

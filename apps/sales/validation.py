@@ -11,11 +11,17 @@ from typing import Any
 
 from apps.sales.tables import MAX_PRICE
 from framework.web.app import validation_error
+from framework.web.params import IntParam
 from framework.web.validate import FieldErrors as Errors
 
 INT64_MAX = 2 ** 63 - 1
 MAX_TEXT = 256
 MAX_YEAR = 9999
+CNT = IntParam(
+    "how many rows at most (1 .. the sales_max_cnt setting)", 1, "sales_max_cnt", default=10)
+MONTH = IntParam("month 1..12 (default: the current UTC month)", 1, 12)
+YEAR = IntParam("year (default: the current UTC year)", 1, MAX_YEAR)
+SEED = IntParam("seed of the random generator: same seed, same data", 0, INT64_MAX)
 
 
 
