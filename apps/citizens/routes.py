@@ -1,11 +1,14 @@
-"""HTTP endpoints of the citizens imports API (API.md §A.1): thin handlers over validation,
-store and stats, plus the seed's helpers /generate, /init and /make_citizens_dust."""
+"""HTTP endpoints of the citizens imports API: thin handlers over validation, store and stats,
+plus the helpers /generate, /init and /make_citizens_dust."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from apps.citizens import docs, store
+from apps.citizens.docs import CITIZEN_EXAMPLE, CITIZEN_PATH, HELPERS_OFF, IMPORT_PATH, NO_IMPORT
 from apps.citizens.generator import (
     MAX_COUNT,
     default_relations,
@@ -22,20 +25,23 @@ app = App("citizens", schema=SCHEMA, title="Citizens imports")
 
 JSON = "application/json; charset=utf-8"
 OK = {"data": {"status": "ok"}}
-CITIZEN = {"citizen_id": 1, "town": "Москва", "street": "Льва Толстого", "building": "16к7стр5",
-           "apartment": 7, "name": "Иванов Иван Иванович", "birth_date": "26.12.1986",
-           "gender": "male", "relatives": []}
-IMPORT = {"import_id": 1}
-CITIZEN_PATH = {**IMPORT, "citizen_id": 1}
-NO_IMPORT = {404: "import 1 not found"}
-RULES = ("Beyond the schema: birth_date must be a real date not after today (UTC), and "
-         "relatives must be citizen_ids of the same import listed on both sides (mutual), "
-         "never the citizen itself.")
 
 
-@app.post("/imports", status=201, max_body="imports_max_body", description=RULES,
+@contextmanager
+def store_answers() -> Iterator[None]:
+    """The store's refusals as answers: 404 for a missing import or citizen, 400 for unknown
+    relatives."""
+    try:
+        yield
+    except store.NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except store.UnknownRelatives as exc:
+        raise validation_error({"relatives": [str(exc)]}) from None
+
+
+@app.post("/imports", status=201, max_body="imports_max_body", description=docs.IMPORT_RULES,
           request_schema=docs.IMPORT_REQUEST, response_schema=docs.IMPORT_CREATED,
-          example=Example(body={"citizens": [CITIZEN]}, response={"data": IMPORT}))
+          example=Example(body={"citizens": [CITIZEN_EXAMPLE]}, response={"data": IMPORT_PATH}))
 def create_import(req: ApiRequest) -> dict[str, Any]:
     """Store a new import of citizens; 400 and nothing stored on any invalid field."""
     citizens = validate_import(req.json())
@@ -44,49 +50,51 @@ def create_import(req: ApiRequest) -> dict[str, Any]:
 
 @app.patch("/imports/<int:import_id>/citizens/<int:citizen_id>",
            request_schema=docs.PATCH_REQUEST, response_schema=docs.ONE_CITIZEN,
-           description="Beyond the schema: birth_date must be a real date not after today "
-                       "(UTC), and relatives must be citizen_ids of the same import, never the "
-                       "citizen itself; the other side of each relation changes too.",
-           responses={404: "citizen 1 not found in import 1"},
+           description=docs.PATCH_RULES, responses=docs.NO_CITIZEN,
            example=Example(params=CITIZEN_PATH, body={"name": "Иванова Мария Леонидовна"},
-                           response={"data": {**CITIZEN, "name": "Иванова Мария Леонидовна"}}))
+                           response={"data": {**CITIZEN_EXAMPLE,
+                                              "name": "Иванова Мария Леонидовна"}}))
 def update_citizen(req: ApiRequest, import_id: int, citizen_id: int) -> Response:
     """Change some fields of a citizen; relatives change on both sides."""
     values = validate_patch(req.json())
-    return Response(200, store.patch_citizen(req.db, import_id, citizen_id, values),
-                    content_type=JSON)
+    with store_answers():
+        body = store.patch_citizen(req.db, import_id, citizen_id, values)
+    return Response(200, body, content_type=JSON)
 
 
 @app.get("/imports/<int:import_id>/citizens", response_schema=docs.CITIZEN_LIST,
-         responses=NO_IMPORT, example=Example(params=IMPORT, response={"data": [CITIZEN]}))
+         responses=NO_IMPORT,
+         example=Example(params=IMPORT_PATH, response={"data": [CITIZEN_EXAMPLE]}))
 def list_citizens(req: ApiRequest, import_id: int) -> Response:
     """Every citizen of an import, by citizen_id."""
-    return Response(200, store.citizens_json(req.db, import_id), content_type=JSON)
+    with store_answers():
+        return Response(200, store.citizens_json(req.db, import_id), content_type=JSON)
 
 
 @app.get("/imports/<int:import_id>/citizens/birthdays", response_schema=docs.BIRTHDAYS,
-         responses=NO_IMPORT, example=Example(params=IMPORT, response={"data": {
-             str(month): [{"citizen_id": 2, "presents": 1}] if month == 12 else []
-             for month in range(1, 13)}}))
+         responses=NO_IMPORT,
+         example=Example(params=IMPORT_PATH, response={"data": docs.BIRTHDAYS_EXAMPLE}))
 def birthdays(req: ApiRequest, import_id: int) -> dict[str, Any]:
     """Per month, how many presents each citizen buys for relatives born in it."""
-    return {"data": store.birthdays(req.db, import_id)}
+    with store_answers():
+        return {"data": store.birthdays(req.db, import_id)}
 
 
 @app.get("/imports/<int:import_id>/towns/stat/percentile/age",
          response_schema=docs.PERCENTILES, responses=NO_IMPORT,
-         example=Example(params=IMPORT, response={"data": [
-             {"town": "Москва", "p50": 37.0, "p75": 37.0, "p99": 37.0}]}))
+         example=Example(params=IMPORT_PATH, response={"data": docs.PERCENTILES_EXAMPLE}))
 def age_percentiles(req: ApiRequest, import_id: int) -> dict[str, Any]:
     """p50, p75 and p99 of the ages (full years, UTC today) per town."""
-    return {"data": town_percentiles(store.town_ages(req.db, import_id, today_utc()))}
+    with store_answers():
+        ages = store.town_ages(req.db, import_id, today_utc())
+    return {"data": town_percentiles(ages)}
 
 
-# -- seed helpers (API.md §1.13 and Decisions §1) ----------------------------------------------
+# -- helpers: test data, table set-up and an admin wipe ----------------------------------------
 
 def require_helpers(req: ApiRequest) -> None:
     if not req.settings["citizens_helpers"]:
-        raise ApiError(404, "the citizens helpers are disabled (citizens_helpers is false)")
+        raise ApiError(404, HELPERS_OFF[404])
 
 
 def generate_import(req: ApiRequest, count: int) -> Response:
@@ -127,15 +135,15 @@ def make_citizens_dust(req: ApiRequest) -> dict[str, Any]:
     return OK
 
 
-# the seed served these with GET; POST (and DELETE for the wipe) are the honest methods
-HELPERS_OFF = {404: "the citizens helpers are disabled (citizens_helpers is false)"}
+# GET, as other clients of this API call them, and POST (and DELETE for the wipe), the
+# methods that say what they do
 for method in ("GET", "POST"):
     app.route(method, "/generate/<int:count>", query=docs.GENERATE_QUERY,
               response_schema=docs.GENERATED, responses=HELPERS_OFF,
               description=f"count is at most {MAX_COUNT}; relations at most "
                           "min(50000, count*(count-1)/2).",
               example=Example(params={"count": 1, "seed": 7, "relations": 0, "worst": 0},
-                              response={"citizens": [CITIZEN]}))(generate_import)
+                              response={"citizens": [CITIZEN_EXAMPLE]}))(generate_import)
     app.route(method, "/init", response_schema=docs.STATUS, responses=HELPERS_OFF,
               example=Example(response=OK))(init_tables)
 for method in ("GET", "POST", "DELETE"):
