@@ -3,7 +3,6 @@ store, plus the seed's admin helpers /clear/ and /create/."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
 from typing import Any
 
 from apps.sales import docs, store
@@ -13,12 +12,12 @@ from apps.sales.validation import (
     MONTH,
     SEED,
     YEAR,
-    int_params,
     validate_item,
     validate_sale,
     validate_store,
 )
-from framework.web.app import ApiRequest, App, Example, validation_error
+from framework.web.app import ApiRequest, App, Example
+from framework.web.validate import int_query, now_utc, validation_error
 
 # an unmatched path under these is the API's JSON 404, not a static file lookup
 app = App("sales", schema=SCHEMA, title="Sales network reports",
@@ -81,8 +80,8 @@ def create_sale(req: ApiRequest) -> dict[str, Any]:
                          response=[{"id": 1, "address": "store-1", "income": 12600}]))
 def top_stores(req: ApiRequest) -> list[dict[str, Any]]:
     """Stores by income in one UTC month, highest first, ties by id; no sales, no row."""
-    now = datetime.now(timezone.utc)
-    args = int_params(req.query, {"cnt": CNT.bounds(req.settings),
+    now = now_utc()
+    args = int_query(req.query, {"cnt": CNT.bounds(req.settings),
                                   "mm": MONTH.bounds(req.settings, now.month),
                                   "gg": YEAR.bounds(req.settings, now.year)})
     return store.top_stores(req.db, args["gg"], args["mm"], args["cnt"])
@@ -93,7 +92,7 @@ def top_stores(req: ApiRequest) -> list[dict[str, Any]]:
                          response=[{"id": 1, "name": "item-1", "sales_amount": 3}]))
 def top_items(req: ApiRequest) -> list[dict[str, Any]]:
     """Items by number of sales over all time, highest first, ties by id."""
-    args = int_params(req.query, {"cnt": CNT.bounds(req.settings)})
+    args = int_query(req.query, {"cnt": CNT.bounds(req.settings)})
     return store.top_items(req.db, args["cnt"])
 
 
@@ -111,8 +110,8 @@ def create(req: ApiRequest) -> dict[str, Any]:
     As the seed dropped and re-created the tables, ids start again at 1: items item-1 ..
     item-50, stores store-1 .. store-50.
     """
-    seed = int_params(req.query, {"seed": SEED.bounds(req.settings)})["seed"]
-    year = datetime.now(timezone.utc).year
+    seed = int_query(req.query, {"seed": SEED.bounds(req.settings)})["seed"]
+    year = now_utc().year
     counts = store.replace_with_demo(req.db, random.Random(seed), year)
     return {"status": "ok", **counts}
 
