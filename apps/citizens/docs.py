@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.citizens.validation import INT64_MAX, MAX_STRING
+from apps.citizens.validation import MAX_STRING
+from framework.web.validate import INT64_MAX
 
 ID = {"type": "integer", "minimum": 0, "maximum": INT64_MAX}
 PLACE = {"type": "string", "minLength": 1, "maxLength": MAX_STRING,
@@ -49,7 +50,8 @@ STATUS = data({"type": "object", "properties": {"status": {"type": "string"}}})
 GENERATE_QUERY = {
     "relations": {"type": "integer", "minimum": 0,
                   "description": "mutual pairs; default min(1000, count // 2)"},
-    "seed": {"type": "integer", "minimum": 0, "description": "for reproducible output"},
+    "seed": {"type": "integer", "minimum": 0, "maximum": INT64_MAX,
+             "description": "for reproducible output"},
     "worst": {"type": "integer", "enum": [0, 1],
               "description": "1: every string 256 × ё, ids near 2^31−1"},
 }

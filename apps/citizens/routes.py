@@ -17,9 +17,10 @@ from apps.citizens.generator import (
 )
 from apps.citizens.stats import town_percentiles
 from apps.citizens.tables import SCHEMA
-from apps.citizens.validation import today_utc, validate_import, validate_patch
+from apps.citizens.validation import validate_import, validate_patch
 from framework.web.app import ApiError, ApiRequest, App, Example, validation_error
 from framework.web.responses import Response, json_response
+from framework.web.validate import INT64_MAX, int_query, integer_range, today_utc
 
 app = App("citizens", schema=SCHEMA, title="Citizens imports")
 
@@ -101,24 +102,12 @@ def generate_import(req: ApiRequest, count: int) -> Response:
     """A random valid body for POST /imports: ?relations=N pairs, ?seed=S, ?worst=1."""
     require_helpers(req)
     if count > MAX_COUNT:
-        raise validation_error({"count": [f"must be at most {MAX_COUNT}"]})
-    relations = int_arg(req, "relations", default_relations(count), max_relations(count))
-    seed = int_arg(req, "seed", None, None)
-    worst = int_arg(req, "worst", 0, 1)
-    citizens = generate(count, relations, random.Random(seed), today_utc(), worst=bool(worst))
+        raise validation_error({"count": [integer_range(0, MAX_COUNT)]})
+    args = int_query(req.query, {"relations": (default_relations(count), 0, max_relations(count)),
+                                 "seed": (None, 0, INT64_MAX), "worst": (0, 0, 1)})
+    citizens = generate(count, args["relations"], random.Random(args["seed"]), today_utc(),
+                        worst=bool(args["worst"]))
     return json_response({"citizens": citizens})
-
-
-def int_arg(req: ApiRequest, name: str, default: int | None, maximum: int | None) -> int | None:
-    text = req.arg(name)
-    if text is None:
-        return default
-    # the length check keeps int() away from thousands of digits
-    if (not text.isascii() or not text.isdigit() or len(text) > 19
-            or (maximum is not None and int(text) > maximum)):
-        bound = f"0..{maximum}" if maximum is not None else "a non-negative integer"
-        raise validation_error({name: [f"must be {bound}"]})
-    return int(text)
 
 
 def init_tables(req: ApiRequest) -> dict[str, Any]:

@@ -22,11 +22,11 @@ from framework.server.heartbeat import beat
 from framework.web.errors import ApiError
 
 __all__ = [
-    "BEAT_EVERY", "BODY", "INT64_MAX", "NOT_AN_OBJECT", "NOT_A_STRING", "NOT_NULL", "READ_ONLY",
-    "REQUIRED", "UNKNOWN", "WHITESPACE", "FieldError", "FieldErrors", "at_least_one", "beat",
-    "bounded", "check_int", "check_keys", "int_query", "integer_range", "json_object",
-    "now_utc", "parse_dmy", "parse_int", "shorten", "timestamp", "today_utc", "too_long",
-    "validation_error",
+    "BEAT_EVERY", "BODY", "DMY_DATE", "INT64_MAX", "NOT_AN_OBJECT", "NOT_A_STRING", "NOT_NULL",
+    "READ_ONLY", "REQUIRED", "UNKNOWN", "WHITESPACE", "FieldError", "FieldErrors",
+    "at_least_one", "beat", "bounded", "check_dmy", "check_int", "check_keys", "int_query",
+    "integer_range", "json_object", "now_utc", "parse_dmy", "parse_int", "shorten",
+    "timestamp", "today_utc", "too_long", "validation_error",
 ]
 
 INT64_MAX = 2 ** 63 - 1  # sqlite's largest integer: the range of every id
@@ -45,6 +45,7 @@ NOT_NULL = "must not be null"
 NOT_AN_OBJECT = "must be an object"
 NOT_A_STRING = "must be a string"
 WHITESPACE = "must not be empty or only whitespace"
+DMY_DATE = "must be a real date written DD.MM.YYYY"
 VALIDATION_FAILED = "Request validation has failed"
 
 DMY = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
@@ -224,6 +225,14 @@ def parse_dmy(text: str) -> date | None:
         return date(int(m[3]), int(m[2]), int(m[1]))
     except ValueError:
         return None
+
+
+def check_dmy(value: Any) -> date:
+    """A JSON string ``DD.MM.YYYY`` naming a real day, else FieldError."""
+    day = parse_dmy(value) if type(value) is str else None
+    if day is None:
+        raise FieldError(DMY_DATE)
+    return day
 
 
 def now_utc() -> datetime:
