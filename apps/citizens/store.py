@@ -8,11 +8,12 @@ dicts and calling json.dumps.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 from apps.citizens.tables import SCHEMA_V1
 from framework.web.db import split_statements, transaction
+from framework.web.validate import timestamp
 
 # relatives ascending; birth_date back from ISO to DD.MM.YYYY
 CITIZEN_JSON = """json_object(
@@ -61,7 +62,7 @@ def insert_validated(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -
     with transaction(conn):
         import_id = conn.execute(
             "INSERT INTO imports (created_at) VALUES (?)",
-            (datetime.now(timezone.utc).isoformat(),)).lastrowid
+            (timestamp(),)).lastrowid
         conn.executemany(
             "INSERT INTO citizens (import_id, citizen_id, town, street, building, apartment,"
             " name, birth_date, gender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

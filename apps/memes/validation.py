@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from framework.web.app import validation_error
 from framework.web.multipart import FilePart, Form
 from framework.web.sniff import sniff
-from framework.web.validate import FieldErrors as Errors
+from framework.web.validate import (
+    BODY,
+    NOT_A_STRING,
+    REQUIRED,
+    UNKNOWN,
+    WHITESPACE,
+    FieldError,
+    FieldErrors,
+    at_least_one,
+    check_keys,
+    json_object,
+    validation_error,
+)
 
 # field -> (fewest, most) code points; the seed's limits, mirrored by the table's CHECKs
 TEXT_LIMITS = {"title": (3, 100), "description": (3, 1000)}
@@ -25,15 +36,10 @@ MiB = 1024 * 1024
 FORM_OVERHEAD = 1 * MiB  # what a form may add to its image (Decisions §10); also the text cap
 
 
-
 class Upload(NamedTuple):
     """An accepted image part and its sniffed type."""
     part: FilePart
     mime: str
-
-
-class FieldError(ValueError):
-    """One field's value breaks a rule; the message says which."""
 
 
 def check_text(field: str, value: Any) -> str:
@@ -43,9 +49,9 @@ def check_text(field: str, value: Any) -> str:
     the table's CHECK would disagree with this one.
     """
     if type(value) is not str:
-        raise FieldError("must be a string")
+        raise FieldError(NOT_A_STRING)
     if not value.strip():
-        raise FieldError("must not be empty or whitespace only")
+        raise FieldError(WHITESPACE)
     if "\x00" in value:
         raise FieldError("must not contain NUL characters")
     fewest, most = TEXT_LIMITS[field]
@@ -54,7 +60,7 @@ def check_text(field: str, value: Any) -> str:
     return value
 
 
-def check_texts(values: dict[str, Any], errors: Errors) -> dict[str, str]:
+def check_texts(values: dict[str, Any], errors: FieldErrors) -> dict[str, str]:
     """The checked title and/or description among ``values``; problems go to ``errors``."""
     checked = {}
     for field, value in values.items():
@@ -65,21 +71,15 @@ def check_texts(values: dict[str, Any], errors: Errors) -> dict[str, str]:
     return checked
 
 
-def unknown_field(name: str) -> list[str]:
-    return ["is read-only" if name in READ_ONLY else "unknown field"]
-
-
 def validate_text_body(body: Any, partial: bool) -> dict[str, str]:
     """The text of a JSON body: both fields for PUT, at least one for a PATCH; else a 400."""
-    if type(body) is not dict:
-        raise validation_error({"body": ["must be a JSON object"]})
-    errors = Errors({name: unknown_field(name) for name in body if name not in TEXT_FIELDS})
+    body = json_object(body)
+    errors = FieldErrors()
+    check_keys(body, TEXT_FIELDS, frozenset() if partial else TEXT_FIELDS, errors,
+               read_only=READ_ONLY)
     values = check_texts({k: v for k, v in body.items() if k in TEXT_FIELDS}, errors)
-    if not partial:
-        for field in sorted(TEXT_FIELDS.difference(body)):
-            errors[field] = ["required field is missing"]
-    elif not body:
-        errors["body"] = ["at least one field is required: description, title"]
+    if partial and not body:
+        errors[BODY] = [at_least_one(TEXT_FIELDS)]
     if errors:
         raise validation_error(errors)
     return values
@@ -92,14 +92,14 @@ def validate_form(form: Form, new: bool) -> tuple[dict[str, str], Upload]:
     with it. Each field is sent once, under its name or the seed's; problems are reported
     under our name (``fields.image``), unknown fields under their own.
     """
-    errors = Errors()
+    errors = FieldErrors()
     given: dict[str, Any] = {}  # field -> the text, or the FilePart of the image
     sent = [*((name, value) for name, values in form.fields.items() for value in values),
             *((name, part) for name, parts in form.files.items() for part in parts)]
     for name, value in sent:
         field = FORM_NAMES.get(name)
         if field is None:
-            errors[name] = ["unknown field"]
+            errors[name] = [UNKNOWN]
         elif isinstance(value, FilePart) != (field == "image"):
             errors[field] = ["must be a file (a part with a filename)" if field == "image"
                              else "must be a text field, not a file"]
@@ -109,7 +109,7 @@ def validate_form(form: Form, new: bool) -> tuple[dict[str, str], Upload]:
             given[field] = value
     required = {"image", *TEXT_FIELDS} if new else {"image"}
     for field in sorted(required - given.keys() - errors.keys()):
-        errors[field] = ["required field is missing"]
+        errors[field] = [REQUIRED]
     image = given.pop("image", None)
     texts = check_texts({f: v for f, v in given.items() if f not in errors}, errors)
     upload = None

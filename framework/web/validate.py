@@ -154,9 +154,8 @@ def check_keys(obj: dict[str, Any], allowed: AbstractSet[str], required: Abstrac
     for key in obj:
         if key not in allowed:
             errors.add(prefix + key, READ_ONLY if key in read_only else UNKNOWN)
-    for key in required:
-        if key not in obj:
-            errors.add(prefix + key, REQUIRED)
+    for key in sorted(key for key in required if key not in obj):
+        errors.add(prefix + key, REQUIRED)
     return False
 
 
