@@ -5,12 +5,12 @@ constants, never from a request; every value goes through a ``?`` placeholder.
 """
 from __future__ import annotations
 
-import datetime
 import json
 import sqlite3
 from typing import Any
 
 from framework.web.db import transaction
+from framework.web.validate import timestamp
 
 Row = tuple[Any, ...]
 
@@ -54,19 +54,14 @@ class Table:
     def insert(self, conn: sqlite3.Connection, client_id: int, values: Row) -> bool:
         """Add the row; False (nothing written) if the client has one already."""
         with transaction(conn):
-            return conn.execute(self.insert_row, (client_id, *values, now())).rowcount > 0
+            return conn.execute(self.insert_row, (client_id, *values, timestamp())).rowcount > 0
 
     def update(self, conn: sqlite3.Connection, client_id: int, values: Row) -> bool:
         """Replace the row's values; False if the client has none."""
         with transaction(conn):
-            return conn.execute(self.update_row, (*values, now(), client_id)).rowcount > 0
+            return conn.execute(self.update_row, (*values, timestamp(), client_id)).rowcount > 0
 
     def delete(self, conn: sqlite3.Connection, client_id: int) -> bool:
         """Delete the row; False if the client has none."""
         with transaction(conn):
             return conn.execute(self.delete_row, (client_id,)).rowcount > 0
-
-
-def now() -> str:
-    """UTC now as timestamps are stored: ``2024-03-05T12:34:56.789012Z``."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
