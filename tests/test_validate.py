@@ -19,6 +19,7 @@ from framework.web.validate import (
     FieldErrors,
     check_int,
     check_keys,
+    check_text,
     int_query,
     json_object,
     parse_dmy,
@@ -85,6 +86,23 @@ def test_check_keys_names_unknown_read_only_and_missing_fields() -> None:
     assert errors == {"item.id": [READ_ONLY], "item.x": [UNKNOWN], "item.b": [REQUIRED]}
     clean = FieldErrors()
     assert check_keys({"a": 1}, {"a": 0, "b": 0}.keys(), frozenset({"a"}), clean) and not clean
+
+
+@pytest.mark.parametrize("value, most, fewest, message", [
+    (None, 5, 1, "must be a string"),
+    (5, 5, 1, "must be a string"),
+    ("", 5, 1, "must not be empty or only whitespace"),
+    (" \t\u3000", 5, 1, "must not be empty or only whitespace"),  # an ideographic space too
+    ("ёёёёёё", 5, 1, "must be at most 5 characters"),
+    ("ab", 5, 3, "must be 3 to 5 characters long"),
+])
+def test_check_text_refusals(value: object, most: int, fewest: int, message: str) -> None:
+    with pytest.raises(FieldError, match=f"^{message}$"):
+        check_text(value, most, fewest)
+
+
+def test_check_text_keeps_the_value_as_sent() -> None:
+    assert check_text("  a", 3, 3) == "  a" and check_text("ёёёёё", 5) == "ёёёёё"
 
 
 @pytest.mark.parametrize("body", [[], "x", 1, None, True])

@@ -18,9 +18,15 @@ from apps.citizens.generator import (
 from apps.citizens.stats import town_percentiles
 from apps.citizens.tables import SCHEMA
 from apps.citizens.validation import validate_import, validate_patch
-from framework.web.app import ApiError, ApiRequest, App, Example, validation_error
+from framework.web.app import ApiError, ApiRequest, App, Example
 from framework.web.responses import Response, json_response
-from framework.web.validate import INT64_MAX, int_query, integer_range, today_utc
+from framework.web.validate import (
+    INT64_MAX,
+    int_query,
+    integer_range,
+    today_utc,
+    validation_error,
+)
 
 app = App("citizens", schema=SCHEMA, title="Citizens imports")
 

@@ -12,14 +12,13 @@ from framework.web.multipart import FilePart, Form
 from framework.web.sniff import sniff
 from framework.web.validate import (
     BODY,
-    NOT_A_STRING,
     REQUIRED,
     UNKNOWN,
-    WHITESPACE,
     FieldError,
     FieldErrors,
     at_least_one,
     check_keys,
+    check_text,
     json_object,
     validation_error,
 )
@@ -42,22 +41,16 @@ class Upload(NamedTuple):
     mime: str
 
 
-def check_text(field: str, value: Any) -> str:
+def checked_text(field: str, value: Any) -> str:
     """A title or description as given (not stripped), or FieldError.
 
     Lengths count code points. NUL is refused because sqlite's length() stops at it, so
     the table's CHECK would disagree with this one.
     """
-    if type(value) is not str:
-        raise FieldError(NOT_A_STRING)
-    if not value.strip():
-        raise FieldError(WHITESPACE)
-    if "\x00" in value:
+    if type(value) is str and "\x00" in value:
         raise FieldError("must not contain NUL characters")
     fewest, most = TEXT_LIMITS[field]
-    if not fewest <= len(value) <= most:
-        raise FieldError(f"must be {fewest} to {most} characters long, got {len(value)}")
-    return value
+    return check_text(value, most, fewest)
 
 
 def check_texts(values: dict[str, Any], errors: FieldErrors) -> dict[str, str]:
@@ -65,7 +58,7 @@ def check_texts(values: dict[str, Any], errors: FieldErrors) -> dict[str, str]:
     checked = {}
     for field, value in values.items():
         try:
-            checked[field] = check_text(field, value)
+            checked[field] = checked_text(field, value)
         except FieldError as exc:
             errors[field] = [str(exc)]
     return checked

@@ -13,16 +13,14 @@ from apps.sales.tables import MAX_PRICE
 from framework.web.params import IntParam
 from framework.web.validate import (
     INT64_MAX,
-    NOT_A_STRING,
     NOT_NULL,
-    WHITESPACE,
     FieldError,
     FieldErrors,
     check_int,
     check_keys,
+    check_text,
     json_object,
     timestamp,
-    too_long,
     validation_error,
 )
 
@@ -43,15 +41,9 @@ def check_price(value: Any) -> int:
     return check_int(value, 0, MAX_PRICE)
 
 
-def check_text(value: Any) -> str:
+def check_name(value: Any) -> str:
     """A name or an address: 1..256 characters, not only whitespace."""
-    if type(value) is not str:
-        raise FieldError(NOT_A_STRING)
-    if not value.strip():
-        raise FieldError(WHITESPACE)
-    if len(value) > MAX_TEXT:
-        raise FieldError(too_long(MAX_TEXT))
-    return value
+    return check_text(value, MAX_TEXT)
 
 
 def check_sale_time(value: Any) -> str:
@@ -98,8 +90,8 @@ def validate_sale(body: Any) -> dict[str, Any]:
 
 
 def validate_item(body: Any) -> dict[str, Any]:
-    return validate_object(body, {"name": check_text, "price": check_price})
+    return validate_object(body, {"name": check_name, "price": check_price})
 
 
 def validate_store(body: Any) -> dict[str, Any]:
-    return validate_object(body, {"address": check_text})
+    return validate_object(body, {"address": check_name})

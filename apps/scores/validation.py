@@ -13,6 +13,7 @@ from typing import Any
 
 from framework.web.validate import (
     BODY,
+    NOT_A_STRING,
     FieldError,
     FieldErrors,
     check_dmy,
@@ -21,6 +22,7 @@ from framework.web.validate import (
     json_object,
     parse_int,
     today_utc,
+    too_long,
     validation_error,
 )
 
@@ -130,9 +132,12 @@ def checked_email(value: Any, errors: FieldErrors) -> str | None:
 
 def checked_name(name: str) -> Any:
     def check(value: Any, errors: FieldErrors) -> str | None:
-        if isinstance(value, str) and len(value) <= MAX_TEXT_LENGTH:
+        if type(value) is not str:
+            errors.add(name, NOT_A_STRING)
+        elif len(value) > MAX_TEXT_LENGTH:
+            errors.add(name, too_long(MAX_TEXT_LENGTH))
+        else:
             return value
-        errors.add(name, f"must be a string of at most {MAX_TEXT_LENGTH} characters")
         return None
     return check
 

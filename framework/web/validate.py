@@ -24,9 +24,9 @@ from framework.web.errors import ApiError
 __all__ = [
     "BEAT_EVERY", "BODY", "DMY_DATE", "INT64_MAX", "NOT_AN_OBJECT", "NOT_A_STRING", "NOT_NULL",
     "READ_ONLY", "REQUIRED", "UNKNOWN", "WHITESPACE", "FieldError", "FieldErrors",
-    "at_least_one", "beat", "bounded", "check_dmy", "check_int", "check_keys", "int_query",
-    "integer_range", "json_object", "now_utc", "parse_dmy", "parse_int", "shorten",
-    "timestamp", "today_utc", "too_long", "validation_error",
+    "at_least_one", "beat", "bounded", "check_dmy", "check_int", "check_keys", "check_text",
+    "int_query", "integer_range", "json_object", "length_range", "now_utc", "parse_dmy",
+    "parse_int", "shorten", "timestamp", "today_utc", "too_long", "validation_error",
 ]
 
 INT64_MAX = 2 ** 63 - 1  # sqlite's largest integer: the range of every id
@@ -127,6 +127,10 @@ def too_long(most: int) -> str:
     return f"must be at most {most} characters"
 
 
+def length_range(fewest: int, most: int) -> str:
+    return f"must be {fewest} to {most} characters long"
+
+
 def at_least_one(names: Collection[str]) -> str:
     return "at least one field is required: " + ", ".join(sorted(names))
 
@@ -157,6 +161,22 @@ def check_keys(obj: dict[str, Any], allowed: AbstractSet[str], required: Abstrac
     for key in sorted(key for key in required if key not in obj):
         errors.add(prefix + key, REQUIRED)
     return False
+
+
+# -- strings ----------------------------------------------------------------------------------
+
+def check_text(value: Any, most: int, fewest: int = 1) -> str:
+    """A JSON string of ``fewest .. most`` code points, not only whitespace, else FieldError.
+
+    The value is kept as sent (not stripped).
+    """
+    if type(value) is not str:
+        raise FieldError(NOT_A_STRING)
+    if not value.strip():
+        raise FieldError(WHITESPACE)
+    if not fewest <= len(value) <= most:
+        raise FieldError(too_long(most) if fewest <= 1 else length_range(fewest, most))
+    return value
 
 
 # -- integers ---------------------------------------------------------------------------------
