@@ -1,4 +1,4 @@
-"""Validation of imports and citizen patches (API.md §A.2, §A.3), done in Python before any SQL.
+"""Validation of imports and citizen patches, done in Python before any SQL.
 
 Every check returns the value to store or raises ``FieldError``; problems are collected per
 field path (``citizens[3].town``) and raised together as one 400, so a rejected request never

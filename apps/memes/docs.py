@@ -24,12 +24,12 @@ MEME = {"type": "object", "required": ["id", "title", "description", "created_at
 IMAGE = {"type": "string", "format": "binary",
          "description": "PNG or JPEG (detected from the content), at most 20 MiB by default"}
 TEXT = {"title": text_schema("title"), "description": text_schema("description")}
-SEED_NAMES = "The seed's names meme_image, meme_title and meme_description are accepted too."
+OTHER_NAMES = "The names meme_image, meme_title and meme_description are accepted too."
 NEW_MEME_FORM = {"type": "object", "required": ["image", "title", "description"],
-                 "properties": {"image": IMAGE, **TEXT}, "description": SEED_NAMES}
+                 "properties": {"image": IMAGE, **TEXT}, "description": OTHER_NAMES}
 IMAGE_FORM = {"type": "object", "required": ["image"], "properties": {"image": IMAGE, **TEXT},
               "description": "A new image; title and description may change with it. "
-                             + SEED_NAMES}
+                             + OTHER_NAMES}
 PUT_BODY = {"type": "object", "required": ["title", "description"], "properties": TEXT,
             "additionalProperties": False}
 PATCH_BODY = {"type": "object", "minProperties": 1, "properties": TEXT,

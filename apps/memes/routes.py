@@ -1,6 +1,6 @@
-"""HTTP endpoints of the memes collection (API.md §D.1): thin handlers over validation, the
-rows (store) and the image files (images), ordered so that a failure never leaves a row
-without its image (§D.2)."""
+"""HTTP endpoints of the memes collection: thin handlers over validation, the rows (store)
+and the image files (images), ordered so that a failure never leaves a row without its
+image."""
 from __future__ import annotations
 
 from typing import Any
@@ -23,7 +23,7 @@ media.mount(app, images.DIRECTORY, tuple(images.EXTENSIONS),
 
 
 def upload_limit(settings: dict[str, Any]) -> int:
-    """A request carrying an image: the image's limit plus the form around it (Decisions §10)."""
+    """A request carrying an image: the image's limit plus the form around it (1 MiB)."""
     return settings["meme_image_max_bytes"] + FORM_OVERHEAD
 
 
@@ -95,7 +95,7 @@ def patch_meme(req: ApiRequest, meme_id: int) -> dict[str, Any]:
                            response=docs.MEME_EXAMPLE))
 @app.patch("/memes/<int:meme_id>/update_image", body="multipart", max_body=upload_limit,
            request_schema=docs.IMAGE_FORM, response_schema=docs.MEME, description=docs.RULES,
-           summary="Replace a meme's image (the seed's path; same as /memes/{meme_id}/image)",
+           summary="Replace a meme's image (an alias of /memes/{meme_id}/image)",
            example=Example(params=docs.ONE, body={"image": docs.FORM_EXAMPLE["image"]},
                            response=docs.MEME_EXAMPLE))
 def patch_image(req: ApiRequest, meme_id: int) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def replace_image(req: ApiRequest, meme_id: int) -> dict[str, Any]:
             updated = store.update(req.db, meme_id,
                                    {**texts, "image_key": key, "image_mime": upload.mime})
             if updated is None:
-                raise not_found(meme_id)  # after validation: §D.1's check order
+                raise not_found(meme_id)  # after validation: a bad form is 400 first
             return updated
 
         row, old_key = images.put(req.settings, upload.part, upload.mime, record)

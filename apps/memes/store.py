@@ -1,5 +1,5 @@
 """SQL of the memes app: rows only. Files are images.py's business; routes.py orders the two
-so that a failure never leaves a row without its image (API.md §D.2)."""
+so that a failure never leaves a row without its image."""
 from __future__ import annotations
 
 import sqlite3

@@ -1,4 +1,4 @@
-"""Validation of meme bodies (API.md §D.1): the JSON text of PUT and PATCH, and the multipart
+"""Validation of meme bodies: the JSON text of PUT and PATCH, and the multipart
 form (image, title, description) of POST and of an image replacement.
 
 Every problem is collected per field and raised together as one 400 before any file is kept
@@ -23,16 +23,16 @@ from framework.web.validate import (
     validation_error,
 )
 
-# field -> (fewest, most) code points; the seed's limits, mirrored by the table's CHECKs
+# field -> (fewest, most) code points, mirrored by the table's CHECKs
 TEXT_LIMITS = {"title": (3, 100), "description": (3, 1000)}
 TEXT_FIELDS = frozenset(TEXT_LIMITS)
 READ_ONLY = frozenset({"id", "created_at", "image_url"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg"})
-# form field name -> what it is; the seed's meme_* names are accepted too (§D.1)
+# form field name -> what it is; the meme_* names of the original API are accepted too
 FORM_NAMES = {"image": "image", "title": "title", "description": "description",
               "meme_image": "image", "meme_title": "title", "meme_description": "description"}
 MiB = 1024 * 1024
-FORM_OVERHEAD = 1 * MiB  # what a form may add to its image (Decisions §10); also the text cap
+FORM_OVERHEAD = 1 * MiB  # what a form may add to its image; also the cap of a text field
 
 
 class Upload(NamedTuple):
@@ -82,7 +82,7 @@ def validate_form(form: Form, new: bool) -> tuple[dict[str, str], Upload]:
     """The text and the image of a multipart form, or a 400 naming every problem.
 
     A new meme needs all three fields; a replacement needs the image and may change the text
-    with it. Each field is sent once, under its name or the seed's; problems are reported
+    with it. Each field is sent once, under either of its names; problems are reported
     under our name (``fields.image``), unknown fields under their own.
     """
     errors = FieldErrors()

@@ -1,5 +1,5 @@
-"""HTTP endpoints of the sales reports API (API.md §B.1): thin handlers over validation and
-store, plus the seed's admin helpers /clear/ and /create/."""
+"""HTTP endpoints of the sales reports API: thin handlers over validation and store, plus
+the admin helpers /clear/ and /create/."""
 from __future__ import annotations
 
 import random
@@ -33,7 +33,7 @@ def list_items(req: ApiRequest) -> list[dict[str, Any]]:
 @app.post("/items/", status=201, request_schema=docs.NEW_ITEM, response_schema=docs.ITEM,
           example=Example(body=docs.without(docs.ITEM_EXAMPLE, "id"), response=docs.ITEM_EXAMPLE))
 def create_item(req: ApiRequest) -> dict[str, Any]:
-    """Add an item (optional extra of API.md §B.1).
+    """Add an item.
 
     A name may not be only whitespace, which JSON Schema cannot say.
     """
@@ -52,7 +52,7 @@ def list_stores(req: ApiRequest) -> list[dict[str, Any]]:
           example=Example(body=docs.without(docs.STORE_EXAMPLE, "id"),
                           response=docs.STORE_EXAMPLE))
 def create_store(req: ApiRequest) -> dict[str, Any]:
-    """Add a store (optional extra of API.md §B.1).
+    """Add a store.
 
     An address may not be only whitespace, which JSON Schema cannot say.
     """
@@ -96,7 +96,7 @@ def top_items(req: ApiRequest) -> list[dict[str, Any]]:
     return store.top_items(req.db, args["cnt"])
 
 
-# -- the seed's admin helpers (API.md Decisions §1): GET as the seed had it, and POST --------
+# -- admin helpers: GET, as existing clients call them, and POST ----------------------------
 
 def clear(req: ApiRequest) -> dict[str, Any]:
     """Delete every item, store and sale (admin only); ids are never reused."""
@@ -105,10 +105,10 @@ def clear(req: ApiRequest) -> dict[str, Any]:
 
 
 def create(req: ApiRequest) -> dict[str, Any]:
-    """Replace all data with the seed's demo set (admin only); ?seed=N makes it reproducible.
+    """Replace all data with the demo set (admin only); ?seed=N makes it reproducible.
 
-    As the seed dropped and re-created the tables, ids start again at 1: items item-1 ..
-    item-50, stores store-1 .. store-50.
+    Ids start again at 1, as if the tables were new: items item-1 .. item-50, stores
+    store-1 .. store-50.
     """
     seed = int_query(req.query, {"seed": SEED.bounds(req.settings)})["seed"]
     year = now_utc().year

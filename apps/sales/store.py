@@ -147,7 +147,7 @@ def restart_ids(conn: sqlite3.Connection) -> None:
 
 
 def fill_demo(conn: sqlite3.Connection, rng: random.Random, year: int) -> dict[str, int]:
-    """The seed's demo data (in the caller's transaction): 50 stores, 50 items priced
+    """The demo data (in the caller's transaction): 50 stores, 50 items priced
     100..10000, and 300 sales in each month of ``year``, on day 1..28 at 00:00 UTC, of a
     random item in a random store. Names carry the row's id (``item-7`` is item 7)."""
     first_store, first_item = next_id(conn, "store"), next_id(conn, "item")

@@ -1,4 +1,4 @@
-"""HTTP endpoints of the interests/scores API (API.md §E.2).
+"""HTTP endpoints of the interests/scores API.
 
 Two collections keyed by client_id, ``/api/interests`` and ``/api/scores``, with the same five
 endpoints each: list (paginated, ``?client_ids=`` filter), create (201 + Location, 409 on a

@@ -1,4 +1,4 @@
-"""Request bodies of the interests/scores API checked field by field (API.md §E.2), and the
+"""Request bodies of the interests/scores API checked field by field, and the
 OTUS score formula.
 
 Every check collects messages per field, so one 400 names every problem at once. Values come

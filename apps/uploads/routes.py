@@ -1,4 +1,4 @@
-"""HTTP endpoints of the uploads app (API.md §C.1): POST /upload/, GET /files/, /media/.
+"""HTTP endpoints of the uploads app: POST /upload/, GET /files/, /media/.
 
 An upload is parsed as a stream (framework.multipart) straight into the media store's spool
 directory, typed by its content (framework.sniff), moved under ``<subtype>/<safe name>`` and
@@ -53,7 +53,7 @@ def list_files(req: ApiRequest) -> dict[str, Any]:
 
 
 def file_item(req: ApiRequest, rel_path: str, uploaded_at: str, status: str) -> dict[str, Any]:
-    """The seed serializer's exact three keys (API.md §C.1)."""
+    """The three keys of a file, as Django REST framework's serializer gave them."""
     return {"file": media.media_url(req, rel_path), "uploaded_at": uploaded_at,
             "processed": status == "done"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from framework.web.multipart import FilePart, Form
 from framework.web.validate import validation_error
 
-# DRF's messages for the FileField, which the seed's clients may know
+# Django REST framework's messages for a FileField, which existing clients may know
 NO_FILE = "No file was submitted."
 NOT_A_FILE = "The submitted data was not a file. Check the encoding type on the form."
 NO_NAME = "No filename could be determined."

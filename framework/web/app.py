@@ -83,7 +83,7 @@ class ApiRequest:
         return db.connection(self.settings)
 
     def json(self) -> Any:
-        """The body parsed strictly as API.md §1.3 says; every problem is a 400."""
+        """The body parsed strictly (``parse_json``); every problem is a 400."""
         if not self._json_parsed:
             self._json = parse_json(self.body_bytes())
             self._json_parsed = True

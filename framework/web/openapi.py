@@ -230,7 +230,7 @@ def framework_statuses(route: Route) -> list[int]:
 
 
 def page_of(item: dict[str, Any]) -> dict[str, Any]:
-    """The §1.10 pagination envelope around ``item``."""
+    """The pagination envelope (count, next, previous, results) around ``item``."""
     link = {"type": "string", "nullable": True, "description": "absolute URL, or null"}
     return {"type": "object", "required": ["count", "next", "previous", "results"],
             "properties": {"count": {"type": "integer", "minimum": 0}, "next": link,

@@ -58,7 +58,7 @@ class Route:
     request_schema: dict | None = None  # with several body kinds: {kind: schema}
     response_schema: dict | None = None
     query: dict[str, Any] = field(default_factory=dict)  # name -> JSON schema or IntParam
-    paginated: bool = False  # the response is a §1.10 page of response_schema items
+    paginated: bool = False  # the response is a page (pagination.py) of response_schema items
     # of the success response, for the docs; a tuple when the content decides
     media_type: str | tuple[str, ...] = "application/json"
     admin: bool = False  # only with the admin bearer token (the dispatcher checks it first)
