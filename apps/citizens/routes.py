@@ -8,7 +8,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from apps.citizens import docs, store
-from apps.citizens.docs import CITIZEN_EXAMPLE, CITIZEN_PATH, HELPERS_OFF, IMPORT_PATH, NO_IMPORT
+from apps.citizens.docs import (
+    CITIZEN_EXAMPLE,
+    CITIZEN_PATH,
+    HELPERS_OFF,
+    IMPORT_PATH,
+    NO_IMPORT,
+)
 from apps.citizens.generator import (
     MAX_COUNT,
     default_relations,
