@@ -173,7 +173,7 @@ def raw_answers(database: Path, year: int, month: int) -> tuple[list, list]:
 
 def query_plans(database: Path, year: int, month: int) -> str:
     """What sqlite does for the app's own top queries on the loaded database."""
-    from apps.sales.queries import TOP_ITEMS, TOP_STORES, month_key
+    from apps.sales.store import TOP_ITEMS, TOP_STORES, month_key
 
     with contextlib.closing(sqlite3.connect(database)) as conn:
         lines = []

@@ -183,7 +183,7 @@ def test_post_missing_field_is_400(server, field):
     person = citizen(1)
     del person[field]
     error = assert_import_rejected(server, {"citizens": [person]})
-    assert error["fields"] == {f"citizens[0].{field}": ["required field is missing"]}
+    assert error["fields"] == {f"citizens[0].{field}": ["this field is required"]}
 
 
 @pytest.mark.parametrize("field", FIELDS)

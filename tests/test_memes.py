@@ -196,7 +196,7 @@ def test_a_missing_field_is_400(server, missing):
         error = rejected(server, post(server, **kw), 400, missing)
     assert error["code"] == "bad_request"
     assert error["message"] == "Request validation has failed"
-    assert error["fields"][missing] == ["required field is missing"]
+    assert error["fields"][missing] == ["this field is required"]
 
 
 def test_an_empty_form_lists_every_missing_field(server):

@@ -161,9 +161,9 @@ def test_interests_bad_list(server, interests):
     ({"client_id": 5, "interests": [], "extra": 1}, {"extra"}),  # unknown field
     ({"client_id": 5, "interests": [], "updated_at": "x"}, {"updated_at"}),
     ({}, {"client_id", "interests"}),
-    ([], {"non_field_errors"}),  # not an object
-    ("client", {"non_field_errors"}),
-    (1, {"non_field_errors"}),
+    ([], {"body"}),  # not an object
+    ("client", {"body"}),
+    (1, {"body"}),
 ])
 def test_interests_bad_shape(server, body, fields):
     rejected(server, "POST", "/api/interests", body, fields=fields)
@@ -283,8 +283,8 @@ def test_scores_canonical_valid_cases(server, fields, points):
 
 INVALID_SCORES = [
     # the OTUS canonical invalid cases (API.md §E.1), each with the field(s) to blame
-    ({}, {"non_field_errors"}),
-    ({"phone": PHONE}, {"non_field_errors"}),
+    ({}, {"body"}),
+    ({"phone": PHONE}, {"body"}),
     ({"phone": "89175002040", "email": EMAIL}, {"phone"}),
     ({"phone": PHONE, "email": "stupnikovotus.ru"}, {"email"}),
     ({"phone": PHONE, "email": EMAIL, "gender": -1}, {"gender"}),
@@ -295,7 +295,7 @@ INVALID_SCORES = [
       "first_name": 1}, {"first_name"}),
     ({"phone": PHONE, "email": EMAIL, "gender": 1, "birthday": "01.01.2000",
       "first_name": "s", "last_name": 2}, {"last_name"}),
-    ({"phone": PHONE, "birthday": "01.01.2000", "first_name": "s"}, {"non_field_errors"}),
+    ({"phone": PHONE, "birthday": "01.01.2000", "first_name": "s"}, {"body"}),
     ({"email": EMAIL, "gender": 1, "last_name": 2}, {"last_name"}),
 ]
 
@@ -361,7 +361,7 @@ def test_scores_empty_and_null_mean_absent(server):
     assert row[1:7] == (None, None, "a", "b", None, None)
     # absent fields cannot complete a pair
     rejected(server, "POST", "/api/scores", {"client_id": new_id(), "phone": PHONE,
-                                             "email": ""}, fields={"non_field_errors"})
+                                             "email": ""}, fields={"body"})
 
 
 def test_scores_gender_zero_completes_the_pair_but_scores_nothing(server):
@@ -421,7 +421,7 @@ def test_score_formula(values, points):
     ({"client_id": 1.5, **NAMES}, {"client_id"}),
     ({"client_id": True, **NAMES}, {"client_id"}),
     ({"client_id": -1, **NAMES}, {"client_id"}),
-    ([NAMES], {"non_field_errors"}),
+    ([NAMES], {"body"}),
 ])
 def test_scores_bad_shape(server, body, fields):
     rejected(server, "POST", "/api/scores", body, fields=fields)
@@ -466,12 +466,12 @@ def test_scores_replace_errors(server):
     path = f"/api/scores/{client_id}"
     rejected(server, "PUT", path, {"client_id": client_id + 1, **NAMES}, fields={"client_id"})
     rejected(server, "PUT", path, {"client_id": True, **NAMES}, fields={"client_id"})
-    rejected(server, "PUT", path, {"phone": PHONE}, fields={"non_field_errors"})
+    rejected(server, "PUT", path, {"phone": PHONE}, fields={"body"})
     rejected(server, "PUT", path, {**NAMES, "score": 5.0}, fields={"score"})
     rejected(server, "PUT", path, {**NAMES, "gender": True}, fields={"gender"})
     unknown = f"/api/scores/{new_id()}"
     rejected(server, "PUT", unknown, NAMES, status=404)
-    rejected(server, "PUT", unknown, {"phone": PHONE}, fields={"non_field_errors"})
+    rejected(server, "PUT", unknown, {"phone": PHONE}, fields={"body"})
 
 
 def test_scores_delete(server):

@@ -1,4 +1,4 @@
-"""App A, citizens imports (API.md §A): the Yandex Backend School 2019 task on our framework."""
+"""Citizens imports: the Yandex Backend School 2019 task (imports, relatives, birthdays, ages)."""
 from apps.citizens.routes import app
 
 MiB = 1024 * 1024

@@ -1,8 +1,8 @@
-"""Random imports that are always valid, for ``/generate/{count}`` (API.md §A.1, §A.10).
+"""Random imports for ``/generate/{count}``, always valid for POST /imports.
 
-The seed's generator used the old field name, could exceed the spec's 1000 relation pairs and
-injected invalid rows; this one keeps every rule of §A.2. ``worst=True`` gives the largest
-payload the task allows: every string 256 × "ё", ids and apartments near 2^31−1.
+Every rule of an import holds: the current field names, distinct mutual relatives that are
+never the citizen itself, real birth dates. ``worst=True`` gives the largest payload the task
+allows: every string 256 × "ё", ids and apartments near 2^31−1.
 """
 from __future__ import annotations
 

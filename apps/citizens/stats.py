@@ -1,4 +1,4 @@
-"""Age percentiles per town (API.md §A.6), exact to the cent with integer arithmetic."""
+"""Age percentiles per town (numpy's linear method), exact to the cent with integer arithmetic."""
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -8,12 +8,12 @@ dicts and calling json.dumps.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 from apps.citizens.tables import SCHEMA_V1
-from framework.web.app import ApiError, validation_error
 from framework.web.db import split_statements, transaction
+from framework.web.validate import timestamp
 
 # relatives ascending; birth_date back from ISO to DD.MM.YYYY
 CITIZEN_JSON = """json_object(
@@ -30,6 +30,17 @@ ALL_CITIZENS = f"SELECT {CITIZEN_JSON} FROM citizens c WHERE c.import_id = ? ORD
 ONE_CITIZEN = f"SELECT {CITIZEN_JSON} FROM citizens c WHERE c.import_id = ? AND c.citizen_id = ?"
 # the columns a PATCH may set; names come from this table, never from the request
 COLUMNS = ("town", "street", "building", "apartment", "name", "birth_date", "gender")
+
+
+class NotFound(LookupError):
+    """No such import, or no such citizen in the import; the message says which."""
+
+
+class UnknownRelatives(ValueError):
+    """A patch names relatives that are not citizens of the import."""
+
+    def __init__(self, import_id: int, ids: list[int]) -> None:
+        super().__init__(f"citizens not in import {import_id}: {', '.join(map(str, ids))}")
 
 
 def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> int:
@@ -51,7 +62,7 @@ def insert_validated(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -
     with transaction(conn):
         import_id = conn.execute(
             "INSERT INTO imports (created_at) VALUES (?)",
-            (datetime.now(timezone.utc).isoformat(),)).lastrowid
+            (timestamp(),)).lastrowid
         conn.executemany(
             "INSERT INTO citizens (import_id, citizen_id, town, street, building, apartment,"
             " name, birth_date, gender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -66,7 +77,7 @@ def insert_validated(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -
 
 def require_import(conn: sqlite3.Connection, import_id: int) -> None:
     if conn.execute("SELECT 1 FROM imports WHERE import_id = ?", (import_id,)).fetchone() is None:
-        raise ApiError(404, f"import {import_id} not found")
+        raise NotFound(f"import {import_id} not found")
 
 
 def citizens_json(conn: sqlite3.Connection, import_id: int) -> bytes:
@@ -79,7 +90,8 @@ def citizens_json(conn: sqlite3.Connection, import_id: int) -> bytes:
 
 def patch_citizen(conn: sqlite3.Connection, import_id: int, citizen_id: int,
                   values: dict[str, Any]) -> bytes:
-    """Apply a validated PATCH and return ``{"data": <citizen>}`` as committed.
+    """Apply a validated PATCH and return ``{"data": <citizen>}`` as committed; NotFound or
+    UnknownRelatives (nothing changed) otherwise.
 
     The write lock is taken before the current relatives are read (BEGIN IMMEDIATE), so two
     PATCHes of one citizen cannot both start from the same old state.
@@ -89,13 +101,14 @@ def patch_citizen(conn: sqlite3.Connection, import_id: int, citizen_id: int,
                            (import_id, citizen_id)).fetchone()
         if row is None:
             require_import(conn, import_id)
-            raise ApiError(404, f"citizen {citizen_id} not found in import {import_id}")
+            raise NotFound(f"citizen {citizen_id} not found in import {import_id}")
         if "relatives" in values:
             replace_relatives(conn, import_id, citizen_id, set(values["relatives"]))
         columns = [name for name in COLUMNS if name in values]
         if columns:
             assignments = ", ".join(f"{name} = ?" for name in columns)
-            conn.execute(f"UPDATE citizens SET {assignments} WHERE import_id = ? AND citizen_id = ?",
+            conn.execute(f"UPDATE citizens SET {assignments}"
+                         " WHERE import_id = ? AND citizen_id = ?",
                          [values[name] for name in columns] + [import_id, citizen_id])
         citizen = conn.execute(ONE_CITIZEN, (import_id, citizen_id)).fetchone()[0]
     return ('{"data":' + citizen + "}").encode("utf-8")
@@ -110,8 +123,7 @@ def replace_relatives(conn: sqlite3.Connection, import_id: int, citizen_id: int,
         (import_id, "[" + ",".join(map(str, new)) + "]"))}
     unknown = new - known
     if unknown:
-        raise validation_error({"relatives": [
-            f"citizens not in import {import_id}: {', '.join(map(str, sorted(unknown)))}"]})
+        raise UnknownRelatives(import_id, sorted(unknown))
     old = {row[0] for row in conn.execute(
         "SELECT relative_id FROM relations WHERE import_id = ? AND citizen_id = ?",
         (import_id, citizen_id))}
@@ -123,7 +135,8 @@ def replace_relatives(conn: sqlite3.Connection, import_id: int, citizen_id: int,
         both_directions(import_id, citizen_id, new - old))
 
 
-def both_directions(import_id: int, citizen_id: int, relatives: set[int]) -> set[tuple[int, int, int]]:
+def both_directions(import_id: int, citizen_id: int,
+                    relatives: set[int]) -> set[tuple[int, int, int]]:
     """The relation rows linking a citizen with each relative; a self-link is a single row."""
     rows = set()
     for relative in relatives:

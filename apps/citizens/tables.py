@@ -1,11 +1,11 @@
-"""The citizens app's tables (API.md §A.7), written so /init can re-run them harmlessly."""
+"""The citizens app's tables, written so /init can re-run them harmlessly."""
 
 SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS imports (
   import_id  INTEGER PRIMARY KEY AUTOINCREMENT,
   created_at TEXT NOT NULL
 );
--- a rowid table, unlike API.md §A.7's WITHOUT ROWID: a worst-case row (four 256-character
+-- a rowid table, not WITHOUT ROWID: a worst-case row (four 256-character
 -- strings) is ~2 KB, and SQLite stores WITHOUT ROWID rows inside the key b-tree, which it
 -- documents as slow past ~1/20 of a page; measured, inserts and reads of 10,000 citizens
 -- were up to twice as fast this way

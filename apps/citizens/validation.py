@@ -1,4 +1,4 @@
-"""Validation of imports and citizen patches (API.md §A.2, §A.3), done in Python before any SQL.
+"""Validation of imports and citizen patches, done in Python before any SQL.
 
 Every check returns the value to store or raises ``FieldError``; problems are collected per
 field path (``citizens[3].town``) and raised together as one 400, so a rejected request never
@@ -8,15 +8,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import date
 from functools import partial
 from typing import Any
 
-from framework.web.app import validation_error
-from framework.web.validate import BEAT_EVERY, beat
-from framework.web.validate import FieldErrors as Errors
+from framework.web.validate import (
+    BEAT_EVERY,
+    BODY,
+    INT64_MAX,
+    NOT_A_STRING,
+    NOT_AN_OBJECT,
+    FieldError,
+    FieldErrors,
+    at_least_one,
+    beat,
+    check_dmy,
+    check_int,
+    check_keys,
+    json_object,
+    today_utc,
+    too_long,
+    validation_error,
+)
 
-INT64_MAX = 2 ** 63 - 1
 INT_ONLY = {int}
 EMPTY: frozenset[int] = frozenset()
 MAX_STRING = 256
@@ -24,37 +38,23 @@ FIELDS = ("citizen_id", "town", "street", "building", "apartment", "name", "birt
           "gender", "relatives")
 FIELD_SET = frozenset(FIELDS)
 PATCHABLE = FIELD_SET - {"citizen_id"}
+IMPORT_KEYS = frozenset({"citizens"})
 GENDERS = ("male", "female")
 # [^\W_] is exactly str.isalnum() for one character (sre's "word" is isalnum or "_"),
 # checked over every code point; a search stops at the first hit, unlike a generator.
 LETTER_OR_DIGIT = re.compile(r"[^\W_]")
-DATE = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
-
-
-
-class FieldError(ValueError):
-    """One field's value breaks a rule; the message says which."""
-
-
-def today_utc() -> date:
-    return datetime.now(timezone.utc).date()
 
 
 def check_id(value: Any) -> int:
-    # bool is an int subclass, and 1.0 == 1: only a JSON integer passes
-    if type(value) is not int:
-        raise FieldError("must be an integer")
-    if not 0 <= value <= INT64_MAX:
-        raise FieldError("must be between 0 and 2^63-1")
-    return value
+    return check_int(value)
 
 
 def check_place(value: Any) -> str:
     """town, street, building: 1..256 characters, at least one a letter or digit."""
     if type(value) is not str:
-        raise FieldError("must be a string")
+        raise FieldError(NOT_A_STRING)
     if len(value) > MAX_STRING:
-        raise FieldError(f"must be at most {MAX_STRING} characters")
+        raise FieldError(too_long(MAX_STRING))
     if LETTER_OR_DIGIT.search(value) is None:
         raise FieldError("must contain at least one letter or digit")
     return value
@@ -62,11 +62,11 @@ def check_place(value: Any) -> str:
 
 def check_name(value: Any) -> str:
     if type(value) is not str:
-        raise FieldError("must be a string")
+        raise FieldError(NOT_A_STRING)
     if not value:
         raise FieldError("must not be empty")
     if len(value) > MAX_STRING:
-        raise FieldError(f"must be at most {MAX_STRING} characters")
+        raise FieldError(too_long(MAX_STRING))
     return value
 
 
@@ -78,15 +78,7 @@ def check_gender(value: Any) -> str:
 
 def check_birth_date(value: Any, today: date) -> str:
     """DD.MM.YYYY, a real calendar date, not after today (UTC); stored as ISO YYYY-MM-DD."""
-    if type(value) is not str:
-        raise FieldError("must be a string DD.MM.YYYY")
-    m = DATE.fullmatch(value)
-    if m is None:
-        raise FieldError("must be a date DD.MM.YYYY")
-    try:
-        born = date(int(m[3]), int(m[2]), int(m[1]))
-    except ValueError:
-        raise FieldError("is not a calendar date") from None
+    born = check_dmy(value)
     if born > today:
         raise FieldError("must not be in the future (UTC)")
     return born.isoformat()
@@ -117,41 +109,32 @@ def field_checks(today: date) -> dict[str, Callable[[Any], Any]]:
 
 def check_object(obj: Any, allowed: frozenset[str], required: frozenset[str],
                  checks: dict[str, Callable[[Any], Any]], prefix: str,
-                 errors: Errors) -> dict[str, Any] | None:
+                 errors: FieldErrors) -> dict[str, Any] | None:
     """The checked values of one JSON object, or None after noting its problems in ``errors``."""
     if type(obj) is not dict:
-        errors[prefix or "body"] = ["must be an object"]
+        errors[prefix or BODY] = [NOT_AN_OBJECT]
         return None
+    ok = check_keys(obj, allowed, required, errors, prefix, read_only=FIELD_SET)
     values = {}
-    ok = True
-    for key, value in obj.items():
-        if key not in allowed:
-            errors[prefix + key] = ["cannot be changed" if key in FIELD_SET else "unknown field"]
-            ok = False
-            continue
+    for key, value in obj.items() if ok else ((k, v) for k, v in obj.items() if k in allowed):
         try:
             values[key] = checks[key](value)
         except FieldError as exc:
             errors[prefix + key] = [str(exc)]
             ok = False
-    for key in required.difference(obj):
-        errors[prefix + key] = ["required field is missing"]
-        ok = False
     return values if ok else None
 
 
 def validate_import(body: Any) -> list[dict[str, Any]]:
     """The citizens of a POST /imports body, every rule checked, or a 400 listing the problems."""
-    if type(body) is not dict or "citizens" not in body:
-        raise validation_error({"citizens": ["the body must be an object with a citizens list"]})
-    extra = [key for key in body if key != "citizens"]
-    if extra:
-        raise validation_error({key: ["unknown field"] for key in extra})
+    body = json_object(body)
+    errors = FieldErrors()
+    if not check_keys(body, IMPORT_KEYS, IMPORT_KEYS, errors):
+        raise validation_error(errors)
     items = body["citizens"]
     if type(items) is not list:
         raise validation_error({"citizens": ["must be a list of citizens"]})
     checks = field_checks(today_utc())
-    errors = Errors()
     citizens = []
     relatives_of: dict[int, set[int]] = {}
     for index, item in enumerate(items):
@@ -174,7 +157,7 @@ def validate_import(body: Any) -> list[dict[str, Any]]:
 
 
 def check_mutual(citizens: list[dict[str, Any]], relatives_of: dict[int, set[int]],
-                 errors: Errors) -> None:
+                 errors: FieldErrors) -> None:
     """Every relative exists in the import and lists the citizen back."""
     get = relatives_of.get
     for index, citizen in enumerate(citizens):
@@ -197,10 +180,10 @@ def check_mutual(citizens: list[dict[str, Any]], relatives_of: dict[int, set[int
 
 def validate_patch(body: Any) -> dict[str, Any]:
     """The fields of a PATCH body (at least one, citizen_id excluded), or a 400."""
-    errors = Errors()
+    errors = FieldErrors()
     values = check_object(body, PATCHABLE, frozenset(), field_checks(today_utc()), "", errors)
     if values is not None and not values:
-        errors["body"] = ["at least one field is required: " + ", ".join(sorted(PATCHABLE))]
+        errors[BODY] = [at_least_one(PATCHABLE)]
     if errors:
         raise validation_error(errors)
     return values

@@ -1,4 +1,4 @@
-"""App D, the memes collection (API.md §D): memes with an image, a title and a description."""
+"""The memes collection: memes with an image, a title and a description."""
 from apps.memes.routes import app
 from apps.memes.validation import MiB
 

@@ -1,4 +1,4 @@
-"""The memes' image files: the seed's private media service as a module over the shared media
+"""The memes' image files: a private media service over the shared media
 store (put, delete, sweep of blobs under ``MEDIA_ROOT/memes/``), served at /media/memes/<key>.
 
 A key is ``<uuid4>.<png|jpg>``. Writers hold a shared lock on the directory from the moment

@@ -1,18 +1,13 @@
-"""HTTP endpoints of the memes collection (API.md §D.1): thin handlers over validation, the
-rows (store) and the image files (images), ordered so that a failure never leaves a row
-without its image (§D.2)."""
+"""HTTP endpoints of the memes collection: thin handlers over validation, the rows (store)
+and the image files (images), ordered so that a failure never leaves a row without its
+image."""
 from __future__ import annotations
 
 from typing import Any
 
-from apps.memes import images, store
-from apps.memes.schema import SCHEMA
-from apps.memes.validation import (
-    FORM_OVERHEAD,
-    TEXT_LIMITS,
-    validate_form,
-    validate_text_body,
-)
+from apps.memes import docs, images, store
+from apps.memes.tables import SCHEMA
+from apps.memes.validation import FORM_OVERHEAD, validate_form, validate_text_body
 from framework.web import media
 from framework.web.app import ApiError, ApiRequest, App, Example, created
 from framework.web.db import transaction
@@ -27,49 +22,8 @@ media.mount(app, images.DIRECTORY, tuple(images.EXTENSIONS),
                     response="(the PNG file's bytes)", media_type="image/png"))
 
 
-def text_schema(field: str) -> dict[str, Any]:
-    fewest, most = TEXT_LIMITS[field]
-    return {"type": "string", "minLength": fewest, "maxLength": most,
-            "description": "not whitespace only; lengths count code points"}
-
-
-MEME = {"type": "object", "required": ["id", "title", "description", "created_at", "image_url"],
-        "properties": {
-            "id": {"type": "integer", "format": "int64"},
-            "title": text_schema("title"),
-            "description": text_schema("description"),
-            "created_at": {"type": "string", "format": "date-time",
-                           "example": "2024-03-05T12:34:56.789012Z"},
-            "image_url": {"type": "string", "format": "uri",
-                          "example": "http://localhost:8080/media/memes/<uuid>.png"}}}
-IMAGE = {"type": "string", "format": "binary",
-         "description": "PNG or JPEG (detected from the content), at most 20 MiB by default"}
-TEXT = {"title": text_schema("title"), "description": text_schema("description")}
-SEED_NAMES = "The seed's names meme_image, meme_title and meme_description are accepted too."
-NEW_MEME_FORM = {"type": "object", "required": ["image", "title", "description"],
-                 "properties": {"image": IMAGE, **TEXT}, "description": SEED_NAMES}
-IMAGE_FORM = {"type": "object", "required": ["image"], "properties": {"image": IMAGE, **TEXT},
-              "description": "A new image; title and description may change with it. "
-                             + SEED_NAMES}
-PUT_BODY = {"type": "object", "required": ["title", "description"], "properties": TEXT,
-            "additionalProperties": False}
-PATCH_BODY = {"type": "object", "minProperties": 1, "properties": TEXT,
-              "additionalProperties": False}
-PATCH_BODIES = {"multipart": IMAGE_FORM, "json": PATCH_BODY}
-MEME_EXAMPLE = {"id": 1, "title": "Logo", "description": "Our logo",
-                "created_at": "2024-03-05T12:34:56.789012Z",
-                "image_url": "http://localhost:8080/media/memes/"
-                             "9f1c3e0c5a7b4d2e8f6a1b3c5d7e9f01.png"}
-ONE = {"meme_id": 1}
-# a file part's example is its text: a form tried as is gets the 400 for a non-image
-FORM_EXAMPLE = {"image": "(a PNG or JPEG file)", "title": "Logo", "description": "Our logo"}
-RULES = ("Beyond the schema: the image must be a PNG or a JPEG by its content (the file name "
-         "and the part's Content-Type are not trusted), and a text may not be only "
-         "whitespace.")
-
-
 def upload_limit(settings: dict[str, Any]) -> int:
-    """A request carrying an image: the image's limit plus the form around it (Decisions §10)."""
+    """A request carrying an image: the image's limit plus the form around it (1 MiB)."""
     return settings["meme_image_max_bytes"] + FORM_OVERHEAD
 
 
@@ -83,9 +37,9 @@ def not_found(meme_id: int) -> ApiError:
     return ApiError(404, f"meme {meme_id} not found")
 
 
-@app.get("/memes", paginated=True, response_schema=MEME, example=Example(
+@app.get("/memes", paginated=True, response_schema=docs.MEME, example=Example(
     params={"page": "1"}, response={"count": 1, "next": None, "previous": None,
-                                  "results": [MEME_EXAMPLE]}))
+                                  "results": [docs.MEME_EXAMPLE]}))
 def list_memes(req: ApiRequest) -> dict[str, Any]:
     """Memes, newest first (created_at, then id, descending), a page at a time."""
     conn = req.db
@@ -94,8 +48,8 @@ def list_memes(req: ApiRequest) -> dict[str, Any]:
             meme(req, row) for row in store.newest(conn, limit, offset)])
 
 
-@app.get("/memes/<int:meme_id>", response_schema=MEME,
-         example=Example(params=ONE, response=MEME_EXAMPLE))
+@app.get("/memes/<int:meme_id>", response_schema=docs.MEME,
+         example=Example(params=docs.ONE, response=docs.MEME_EXAMPLE))
 def read_meme(req: ApiRequest, meme_id: int) -> dict[str, Any]:
     """One meme."""
     row = store.get(req.db, meme_id)
@@ -105,8 +59,8 @@ def read_meme(req: ApiRequest, meme_id: int) -> dict[str, Any]:
 
 
 @app.post("/memes", status=201, body="multipart", max_body=upload_limit,
-          request_schema=NEW_MEME_FORM, response_schema=MEME, description=RULES,
-          example=Example(body=FORM_EXAMPLE, response=MEME_EXAMPLE))
+          request_schema=docs.NEW_MEME_FORM, response_schema=docs.MEME, description=docs.RULES,
+          example=Example(body=docs.FORM_EXAMPLE, response=docs.MEME_EXAMPLE))
 def create_meme(req: ApiRequest) -> Response:
     """Add a meme: an image (PNG or JPEG) with a title and a description."""
     with read_image_form(req) as form:
@@ -116,18 +70,18 @@ def create_meme(req: ApiRequest) -> Response:
     return created(meme(req, row), f"/memes/{row[0]}")
 
 
-@app.put("/memes/<int:meme_id>", request_schema=PUT_BODY, response_schema=MEME,
-         example=Example(params=ONE, body={"title": "Logo", "description": "Our new logo"},
-                         response={**MEME_EXAMPLE, "description": "Our new logo"}))
+@app.put("/memes/<int:meme_id>", request_schema=docs.PUT_BODY, response_schema=docs.MEME,
+         example=Example(params=docs.ONE, body={"title": "Logo", "description": "Our new logo"},
+                         response={**docs.MEME_EXAMPLE, "description": "Our new logo"}))
 def replace_text(req: ApiRequest, meme_id: int) -> dict[str, Any]:
     """Replace the title and the description; the image and created_at stay."""
     return update_text(req, meme_id, validate_text_body(req.json(), partial=False))
 
 
 @app.patch("/memes/<int:meme_id>", body=("multipart", "json"), max_body=upload_limit,
-           request_schema=PATCH_BODIES, response_schema=MEME, description=RULES,
-           example=Example(params=ONE, body={"title": "Logo v2"},
-                           response={**MEME_EXAMPLE, "title": "Logo v2"}))
+           request_schema=docs.PATCH_BODIES, response_schema=docs.MEME, description=docs.RULES,
+           example=Example(params=docs.ONE, body={"title": "Logo v2"},
+                           response={**docs.MEME_EXAMPLE, "title": "Logo v2"}))
 def patch_meme(req: ApiRequest, meme_id: int) -> dict[str, Any]:
     """Change a meme: a multipart form replaces the image, a JSON object some of the text."""
     if req.content_type.partition(";")[0].strip().lower() == "multipart/form-data":
@@ -136,20 +90,20 @@ def patch_meme(req: ApiRequest, meme_id: int) -> dict[str, Any]:
 
 
 @app.patch("/memes/<int:meme_id>/image", body="multipart", max_body=upload_limit,
-           request_schema=IMAGE_FORM, response_schema=MEME, description=RULES,
-           example=Example(params=ONE, body={"image": FORM_EXAMPLE["image"]},
-                           response=MEME_EXAMPLE))
+           request_schema=docs.IMAGE_FORM, response_schema=docs.MEME, description=docs.RULES,
+           example=Example(params=docs.ONE, body={"image": docs.FORM_EXAMPLE["image"]},
+                           response=docs.MEME_EXAMPLE))
 @app.patch("/memes/<int:meme_id>/update_image", body="multipart", max_body=upload_limit,
-           request_schema=IMAGE_FORM, response_schema=MEME, description=RULES,
-           summary="Replace a meme's image (the seed's path; same as /memes/{meme_id}/image)",
-           example=Example(params=ONE, body={"image": FORM_EXAMPLE["image"]},
-                           response=MEME_EXAMPLE))
+           request_schema=docs.IMAGE_FORM, response_schema=docs.MEME, description=docs.RULES,
+           summary="Replace a meme's image (an alias of /memes/{meme_id}/image)",
+           example=Example(params=docs.ONE, body={"image": docs.FORM_EXAMPLE["image"]},
+                           response=docs.MEME_EXAMPLE))
 def patch_image(req: ApiRequest, meme_id: int) -> dict[str, Any]:
     """Replace a meme's image; the old image URL stops working."""
     return replace_image(req, meme_id)
 
 
-@app.delete("/memes/<int:meme_id>", status=204, example=Example(params=ONE))
+@app.delete("/memes/<int:meme_id>", status=204, example=Example(params=docs.ONE))
 def delete_meme(req: ApiRequest, meme_id: int) -> None:
     """Delete a meme and its image; 404 if there is no such meme."""
     image_key = store.delete(req.db, meme_id)
@@ -181,7 +135,7 @@ def replace_image(req: ApiRequest, meme_id: int) -> dict[str, Any]:
             updated = store.update(req.db, meme_id,
                                    {**texts, "image_key": key, "image_mime": upload.mime})
             if updated is None:
-                raise not_found(meme_id)  # after validation: §D.1's check order
+                raise not_found(meme_id)  # after validation: a bad form is 400 first
             return updated
 
         row, old_key = images.put(req.settings, upload.part, upload.mime, record)

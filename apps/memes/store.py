@@ -1,19 +1,14 @@
 """SQL of the memes app: rows only. Files are images.py's business; routes.py orders the two
-so that a failure never leaves a row without its image (API.md §D.2)."""
+so that a failure never leaves a row without its image."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
 
 from framework.web.db import transaction
+from framework.web.validate import timestamp
 
 COLUMNS = "id, title, description, created_at, image_key"
 UPDATABLE = frozenset({"title", "description", "image_key", "image_mime"})
-
-
-def now_iso() -> str:
-    """UTC now as API.md §1.9 writes it; fixed width, so text order is time order."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def get(conn: sqlite3.Connection, meme_id: int) -> tuple | None:
@@ -31,7 +26,7 @@ def newest(conn: sqlite3.Connection, limit: int, offset: int) -> list[tuple]:
 
 def insert(conn: sqlite3.Connection, title: str, description: str, image_key: str,
            image_mime: str) -> tuple:
-    now = now_iso()
+    now = timestamp()
     with transaction(conn):
         cur = conn.execute("INSERT INTO memes (title, description, image_key, image_mime, "
                            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -52,7 +47,7 @@ def update(conn: sqlite3.Connection, meme_id: int,
         if before is None:
             return None
         conn.execute(f"UPDATE memes SET {assignments}updated_at = ? WHERE id = ?",
-                     (*(values[name] for name in names), now_iso(), meme_id))
+                     (*(values[name] for name in names), timestamp(), meme_id))
         return get(conn, meme_id), before[0]
 
 

@@ -1,4 +1,4 @@
-"""Validation of meme bodies (API.md §D.1): the JSON text of PUT and PATCH, and the multipart
+"""Validation of meme bodies: the JSON text of PUT and PATCH, and the multipart
 form (image, title, description) of POST and of an image replacement.
 
 Every problem is collected per field and raised together as one 400 before any file is kept
@@ -8,22 +8,31 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from framework.web.app import validation_error
 from framework.web.multipart import FilePart, Form
 from framework.web.sniff import sniff
-from framework.web.validate import FieldErrors as Errors
+from framework.web.validate import (
+    BODY,
+    REQUIRED,
+    UNKNOWN,
+    FieldError,
+    FieldErrors,
+    at_least_one,
+    check_keys,
+    check_text,
+    json_object,
+    validation_error,
+)
 
-# field -> (fewest, most) code points; the seed's limits, mirrored by the table's CHECKs
+# field -> (fewest, most) code points, mirrored by the table's CHECKs
 TEXT_LIMITS = {"title": (3, 100), "description": (3, 1000)}
 TEXT_FIELDS = frozenset(TEXT_LIMITS)
 READ_ONLY = frozenset({"id", "created_at", "image_url"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg"})
-# form field name -> what it is; the seed's meme_* names are accepted too (§D.1)
+# form field name -> what it is; the meme_* names of the original API are accepted too
 FORM_NAMES = {"image": "image", "title": "title", "description": "description",
               "meme_image": "image", "meme_title": "title", "meme_description": "description"}
 MiB = 1024 * 1024
-FORM_OVERHEAD = 1 * MiB  # what a form may add to its image (Decisions §10); also the text cap
-
+FORM_OVERHEAD = 1 * MiB  # what a form may add to its image; also the cap of a text field
 
 
 class Upload(NamedTuple):
@@ -32,54 +41,38 @@ class Upload(NamedTuple):
     mime: str
 
 
-class FieldError(ValueError):
-    """One field's value breaks a rule; the message says which."""
-
-
-def check_text(field: str, value: Any) -> str:
+def checked_text(field: str, value: Any) -> str:
     """A title or description as given (not stripped), or FieldError.
 
     Lengths count code points. NUL is refused because sqlite's length() stops at it, so
     the table's CHECK would disagree with this one.
     """
-    if type(value) is not str:
-        raise FieldError("must be a string")
-    if not value.strip():
-        raise FieldError("must not be empty or whitespace only")
-    if "\x00" in value:
+    if type(value) is str and "\x00" in value:
         raise FieldError("must not contain NUL characters")
     fewest, most = TEXT_LIMITS[field]
-    if not fewest <= len(value) <= most:
-        raise FieldError(f"must be {fewest} to {most} characters long, got {len(value)}")
-    return value
+    return check_text(value, most, fewest)
 
 
-def check_texts(values: dict[str, Any], errors: Errors) -> dict[str, str]:
+def check_texts(values: dict[str, Any], errors: FieldErrors) -> dict[str, str]:
     """The checked title and/or description among ``values``; problems go to ``errors``."""
     checked = {}
     for field, value in values.items():
         try:
-            checked[field] = check_text(field, value)
+            checked[field] = checked_text(field, value)
         except FieldError as exc:
             errors[field] = [str(exc)]
     return checked
 
 
-def unknown_field(name: str) -> list[str]:
-    return ["is read-only" if name in READ_ONLY else "unknown field"]
-
-
 def validate_text_body(body: Any, partial: bool) -> dict[str, str]:
     """The text of a JSON body: both fields for PUT, at least one for a PATCH; else a 400."""
-    if type(body) is not dict:
-        raise validation_error({"body": ["must be a JSON object"]})
-    errors = Errors({name: unknown_field(name) for name in body if name not in TEXT_FIELDS})
+    body = json_object(body)
+    errors = FieldErrors()
+    check_keys(body, TEXT_FIELDS, frozenset() if partial else TEXT_FIELDS, errors,
+               read_only=READ_ONLY)
     values = check_texts({k: v for k, v in body.items() if k in TEXT_FIELDS}, errors)
-    if not partial:
-        for field in sorted(TEXT_FIELDS.difference(body)):
-            errors[field] = ["required field is missing"]
-    elif not body:
-        errors["body"] = ["at least one field is required: description, title"]
+    if partial and not body:
+        errors[BODY] = [at_least_one(TEXT_FIELDS)]
     if errors:
         raise validation_error(errors)
     return values
@@ -89,17 +82,17 @@ def validate_form(form: Form, new: bool) -> tuple[dict[str, str], Upload]:
     """The text and the image of a multipart form, or a 400 naming every problem.
 
     A new meme needs all three fields; a replacement needs the image and may change the text
-    with it. Each field is sent once, under its name or the seed's; problems are reported
+    with it. Each field is sent once, under either of its names; problems are reported
     under our name (``fields.image``), unknown fields under their own.
     """
-    errors = Errors()
+    errors = FieldErrors()
     given: dict[str, Any] = {}  # field -> the text, or the FilePart of the image
     sent = [*((name, value) for name, values in form.fields.items() for value in values),
             *((name, part) for name, parts in form.files.items() for part in parts)]
     for name, value in sent:
         field = FORM_NAMES.get(name)
         if field is None:
-            errors[name] = ["unknown field"]
+            errors[name] = [UNKNOWN]
         elif isinstance(value, FilePart) != (field == "image"):
             errors[field] = ["must be a file (a part with a filename)" if field == "image"
                              else "must be a text field, not a file"]
@@ -109,7 +102,7 @@ def validate_form(form: Form, new: bool) -> tuple[dict[str, str], Upload]:
             given[field] = value
     required = {"image", *TEXT_FIELDS} if new else {"image"}
     for field in sorted(required - given.keys() - errors.keys()):
-        errors[field] = ["required field is missing"]
+        errors[field] = [REQUIRED]
     image = given.pop("image", None)
     texts = check_texts({f: v for f, v in given.items() if f not in errors}, errors)
     upload = None

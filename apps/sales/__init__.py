@@ -1,4 +1,4 @@
-"""App B, sales network reports (API.md §B): items, stores, sales and two tops on our framework."""
+"""Sales network reports: items, stores, sales and two tops (stores by income, items by sales)."""
 from apps.sales.routes import app
 from framework.web.app import ConfigError
 

@@ -1,4 +1,4 @@
-"""App E, client interests and scores (API.md §E): the OTUS scoring API as REST collections."""
+"""Client interests and scores: the OTUS scoring API as REST collections."""
 from apps.scores.routes import app
 
 __all__ = ["app"]

@@ -1,4 +1,4 @@
-"""Request bodies of the interests/scores API checked field by field (API.md §E.2), and the
+"""Request bodies of the interests/scores API checked field by field, and the
 OTUS score formula.
 
 Every check collects messages per field, so one 400 names every problem at once. Values come
@@ -11,17 +11,27 @@ import datetime
 import re
 from typing import Any
 
-from framework.web.app import validation_error
-from framework.web.validate import FieldErrors as Errors
+from framework.web.validate import (
+    BODY,
+    NOT_A_STRING,
+    FieldError,
+    FieldErrors,
+    check_dmy,
+    check_int,
+    check_keys,
+    json_object,
+    parse_int,
+    today_utc,
+    too_long,
+    validation_error,
+)
 
-INT64_MAX = 2 ** 63 - 1
 MAX_INTERESTS = 50
 MAX_INTEREST_LENGTH = 64
 MAX_TEXT_LENGTH = 256  # names and email
 MAX_AGE_YEARS = 70
 PHONE = re.compile(r"7[0-9]{10}")
 PHONE_RANGE = range(70000000000, 80000000000)
-DATE = re.compile(r"([0-9]{2})\.([0-9]{2})\.([0-9]{4})")
 SCORE_FIELDS = ("phone", "email", "first_name", "last_name", "birthday", "gender")
 GENDERS = (0, 1, 2)
 # the pairs of which at least one must be complete (OTUS online_score)
@@ -32,14 +42,10 @@ PAIR_RULE = ("at least one pair must be complete: phone and email, first_name an
 
 def interests_body(body: Any, path_id: int | None = None) -> tuple[int, list[str]]:
     """(client_id, interests) from a POST body, or from a PUT body for ``path_id``."""
-    errors = Errors()
-    fields = object_fields(body, ("client_id", "interests"), errors)
+    errors = FieldErrors()
+    fields = object_fields(body, ("client_id", "interests"), path_id, errors, "interests")
     client_id = checked_client_id(fields, path_id, errors)
-    interests = None
-    if "interests" not in fields:
-        add(errors, "interests", "this field is required")
-    else:
-        interests = checked_interests(fields["interests"], errors)
+    interests = checked_interests(fields["interests"], errors) if "interests" in fields else None
     if errors:
         raise validation_error(errors)
     return client_id, interests
@@ -47,8 +53,8 @@ def interests_body(body: Any, path_id: int | None = None) -> tuple[int, list[str
 
 def score_body(body: Any, path_id: int | None = None) -> tuple[int, dict[str, Any]]:
     """(client_id, values of SCORE_FIELDS) from a POST body, or a PUT body for ``path_id``."""
-    errors = Errors()
-    fields = object_fields(body, ("client_id", *SCORE_FIELDS), errors)
+    errors = FieldErrors()
+    fields = object_fields(body, ("client_id", *SCORE_FIELDS), path_id, errors)
     client_id = checked_client_id(fields, path_id, errors)
     values = {}
     for name in SCORE_FIELDS:
@@ -56,97 +62,103 @@ def score_body(body: Any, path_id: int | None = None) -> tuple[int, dict[str, An
         values[name] = None if value is None or value == "" else CHECKS[name](value, errors)
     if not errors and not any(values[a] is not None and values[b] is not None
                               for a, b in PAIRS):
-        add(errors, "non_field_errors", PAIR_RULE)
+        errors.add(BODY, PAIR_RULE)
     if errors:
         raise validation_error(errors)
     return client_id, values
 
 
-def object_fields(body: Any, allowed: tuple[str, ...], errors: Errors) -> dict[str, Any]:
-    """The body as a dict; unknown keys (and a read-only ``score``) are errors."""
-    if not isinstance(body, dict):  # nothing else can be said about it
-        raise validation_error({"non_field_errors": ["the body must be a JSON object"]})
-    for key in body:
-        if key == "score":
-            add(errors, key, "read-only: the score is computed by the server")
-        elif key not in allowed:
-            add(errors, key, "unknown field")
+def object_fields(body: Any, allowed: tuple[str, ...], path_id: int | None,
+                  errors: FieldErrors, *required: str) -> dict[str, Any]:
+    """The body as a dict; unknown keys, the read-only ``score`` and missing ones are errors.
+
+    client_id is required on POST; on PUT the path gives it.
+    """
+    body = json_object(body)
+    if path_id is None:
+        required = ("client_id", *required)
+    check_keys(body, frozenset(allowed), frozenset(required), errors, read_only=("score",))
     return body
 
 
-def checked_client_id(fields: dict[str, Any], path_id: int | None, errors: Errors) -> int:
-    """The body's client_id: required on POST; on PUT optional but equal to the path's."""
+def checked_client_id(fields: dict[str, Any], path_id: int | None, errors: FieldErrors) -> int:
+    """The body's client_id (required on POST, see object_fields); on PUT it may be left out,
+    but if given it must equal the path's."""
     if "client_id" not in fields:
-        if path_id is None:
-            add(errors, "client_id", "this field is required")
         return path_id if path_id is not None else -1
-    value = fields["client_id"]
-    if type(value) is not int or not 0 <= value <= INT64_MAX:
-        add(errors, "client_id", f"must be an integer from 0 to {INT64_MAX}")
-    elif path_id is not None and value != path_id:
-        add(errors, "client_id", f"must equal the client_id in the path ({path_id})")
+    try:
+        value = check_int(fields["client_id"])
+    except FieldError as exc:
+        errors.add("client_id", str(exc))
+        return -1
+    if path_id is not None and value != path_id:
+        errors.add("client_id", f"must equal the client_id in the path ({path_id})")
     return value
 
 
-def checked_interests(value: Any, errors: Errors) -> list[str]:
+def checked_interests(value: Any, errors: FieldErrors) -> list[str]:
     if not isinstance(value, list):
-        add(errors, "interests", "must be a list of strings")
+        errors.add("interests", "must be a list of strings")
         return []
     if len(value) > MAX_INTERESTS:
-        add(errors, "interests", f"must hold at most {MAX_INTERESTS} items")
+        errors.add("interests", f"must hold at most {MAX_INTERESTS} items")
     seen: set[str] = set()
     for index, item in enumerate(value):
         if not isinstance(item, str) or not 1 <= len(item) <= MAX_INTEREST_LENGTH:
-            add(errors, "interests",
+            errors.add("interests",
                 f"item {index} must be a string of 1 to {MAX_INTEREST_LENGTH} characters")
         elif item in seen:
-            add(errors, "interests", f"item {index} repeats {item!r}")
+            errors.add("interests", f"item {index} repeats {item!r}")
         else:
             seen.add(item)
     return value
 
 
-def checked_phone(value: Any, errors: Errors) -> str | None:
+def checked_phone(value: Any, errors: FieldErrors) -> str | None:
     if type(value) is int and value in PHONE_RANGE:
         return str(value)
     if isinstance(value, str) and PHONE.fullmatch(value):
         return value
-    add(errors, "phone", "must be 11 digits starting with 7, as a string or a number")
+    errors.add("phone", "must be 11 digits starting with 7, as a string or a number")
     return None
 
 
-def checked_email(value: Any, errors: Errors) -> str | None:
+def checked_email(value: Any, errors: FieldErrors) -> str | None:
     if isinstance(value, str) and "@" in value and len(value) <= MAX_TEXT_LENGTH:
         return value
-    add(errors, "email", f"must be a string containing '@', at most {MAX_TEXT_LENGTH} characters")
+    errors.add("email", f"must be a string containing '@', at most {MAX_TEXT_LENGTH} characters")
     return None
 
 
 def checked_name(name: str) -> Any:
-    def check(value: Any, errors: Errors) -> str | None:
-        if isinstance(value, str) and len(value) <= MAX_TEXT_LENGTH:
+    def check(value: Any, errors: FieldErrors) -> str | None:
+        if type(value) is not str:
+            errors.add(name, NOT_A_STRING)
+        elif len(value) > MAX_TEXT_LENGTH:
+            errors.add(name, too_long(MAX_TEXT_LENGTH))
+        else:
             return value
-        add(errors, name, f"must be a string of at most {MAX_TEXT_LENGTH} characters")
         return None
     return check
 
 
-def checked_gender(value: Any, errors: Errors) -> int | None:
+def checked_gender(value: Any, errors: FieldErrors) -> int | None:
     if type(value) is int and value in GENDERS:
         return value
-    add(errors, "gender", "must be the integer 0 (unknown), 1 (male) or 2 (female)")
+    errors.add("gender", "must be the integer 0 (unknown), 1 (male) or 2 (female)")
     return None
 
 
-def checked_birthday(value: Any, errors: Errors) -> str | None:
+def checked_birthday(value: Any, errors: FieldErrors) -> str | None:
     """A DD.MM.YYYY date from 70 years ago (UTC today) up to today, stored as ISO."""
-    date = parse_date(value) if isinstance(value, str) else None
-    if date is None:
-        add(errors, "birthday", "must be a real date written DD.MM.YYYY")
+    try:
+        date = check_dmy(value)
+    except FieldError as exc:
+        errors.add("birthday", str(exc))
         return None
     today = today_utc()
     if not years_before(today, MAX_AGE_YEARS) <= date <= today:
-        add(errors, "birthday", f"must be within the last {MAX_AGE_YEARS} years, not in the future")
+        errors.add("birthday", f"must be within the last {MAX_AGE_YEARS} years, not in the future")
         return None
     return date.isoformat()
 
@@ -156,21 +168,6 @@ CHECKS = {
     "last_name": checked_name("last_name"), "gender": checked_gender,
     "birthday": checked_birthday,
 }
-
-
-def parse_date(text: str) -> datetime.date | None:
-    m = DATE.fullmatch(text)
-    if m is None:
-        return None
-    day, month, year = (int(part) for part in m.groups())
-    try:
-        return datetime.date(year, month, day)
-    except ValueError:
-        return None
-
-
-def today_utc() -> datetime.date:
-    return datetime.datetime.now(datetime.timezone.utc).date()
 
 
 def years_before(day: datetime.date, years: int) -> datetime.date:
@@ -203,15 +200,9 @@ def client_ids_filter(raw: list[str]) -> list[int]:
     ids = []
     for text in raw:
         for part in text.split(","):
-            digits = part.lstrip("0") or "0"
-            # the length test keeps int() cheap on absurdly long numbers
-            if not (part.isascii() and part.isdigit()) or len(digits) > len(str(INT64_MAX)) \
-                    or int(digits) > INT64_MAX:
+            client_id = parse_int(part)
+            if client_id is None:
                 raise validation_error({"client_ids": [
                     "must be client ids (integers from 0) separated by commas, e.g. 1,2,3"]})
-            ids.append(int(digits))
+            ids.append(client_id)
     return ids
-
-
-def add(errors: Errors, field: str, message: str) -> None:
-    errors.add(field, message)

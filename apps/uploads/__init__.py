@@ -1,4 +1,4 @@
-"""App C, file uploads (API.md §C): POST /upload/, GET /files/, /media/, background processing."""
+"""File uploads: POST /upload/, GET /files/, /media/, and processing in the background."""
 from apps.uploads import processor  # noqa: F401  (declares the background service on ``app``)
 from apps.uploads.routes import app
 

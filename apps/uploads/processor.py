@@ -1,4 +1,4 @@
-"""The uploads processor (API.md §C.4): a background process that marks files processed.
+"""The uploads processor: a background process that marks files processed.
 
 The master forks it beside the workers (``@app.service``) and restarts it if it dies. It
 claims pending files oldest first, does the real work (size, sha256, detected MIME type,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from framework.web.db import transaction
+from framework.web.validate import timestamp
 
 
 class Claimed(NamedTuple):
@@ -16,15 +16,10 @@ class Claimed(NamedTuple):
     attempts: int
 
 
-def utc_now() -> str:
-    """Now as API.md §1.9 writes it: ``2024-03-05T12:34:56.789012Z``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def insert_file(conn: sqlite3.Connection, rel_path: str, original_name: str, mime_type: str,
                 size: int) -> str:
     """Record a stored file as pending; returns its uploaded_at."""
-    uploaded_at = utc_now()
+    uploaded_at = timestamp()
     with transaction(conn):
         conn.execute("INSERT INTO files (rel_path, original_name, mime_type, size, uploaded_at) "
                      "VALUES (?, ?, ?, ?, ?)",
@@ -71,7 +66,7 @@ def complete(conn: sqlite3.Connection, file_id: int, size: int, sha256: str, mim
     with transaction(conn):
         conn.execute("UPDATE files SET status = 'done', processed_at = ?, size = ?, sha256 = ?, "
                      "mime_type = ?, meta = ? WHERE id = ? AND status = 'processing'",
-                     (utc_now(), size, sha256, mime_type,
+                     (timestamp(), size, sha256, mime_type,
                       json.dumps(meta, separators=(",", ":")), file_id))
 
 

@@ -30,55 +30,19 @@ from typing import Any, BinaryIO
 
 from framework.server.config import ConfigError  # noqa: F401 - apps check their settings
 from framework.server.contract import Service
-from framework.server.protocol import REASONS, Request
+from framework.server.protocol import Request
 from framework.web import db
+from framework.web.errors import ERROR_CODES, ApiError, error_response
 from framework.web.responses import Response, json_response
 from framework.web.router import Example, Route
 from framework.web.urls import parse_query
-from framework.web.validate import bounded
+from framework.web.validate import validation_error
 
-# Example is re-exported: apps declare their examples with it
+# re-exported: an app is written against this module (the errors, Example, the 400 of the kit)
 __all__ = ["ERROR_CODES", "ApiError", "ApiRequest", "App", "Example", "created",
            "error_response", "load_app_modules", "parse_json", "validation_error"]
 
-# the envelope's error code: the reason phrase in snake case ("not_found"), from the one reason
-# table; two codes keep the names API clients know from before RFC 9110 renamed the phrases
-ERROR_CODES = {status: re.sub(r"[^a-z]+", "_", reason.lower()).strip("_")
-               for status, reason in REASONS.items()}
-ERROR_CODES.update({413: "payload_too_large", 422: "unprocessable_entity"})
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-class ApiError(Exception):
-    """An answer other than success: status, message, per-field messages, extra headers."""
-
-    def __init__(self, status: int, message: str, fields: dict[str, list[str]] | None = None,
-                 headers: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.fields = fields or {}
-        self.headers = headers or []
-
-    def response(self) -> Response:
-        return error_response(self.status, self.message, self.fields, self.headers)
-
-
-def error_response(status: int, message: str, fields: dict[str, list[str]] | None = None,
-                   headers: list[tuple[str, str]] | None = None) -> Response:
-    """The one error envelope of every app (API.md §1.1)."""
-    body = {"error": {"code": ERROR_CODES.get(status, f"error_{status}"), "message": message,
-                      "fields": fields or {}}}
-    return json_response(body, status, list(headers or []))
-
-
-def validation_error(fields: dict[str, list[str]]) -> ApiError:
-    """The 400 for per-field problems; at most MAX_FIELDS fields are listed, the rest counted."""
-    kept, dropped = bounded(fields)
-    message = "Request validation has failed"
-    if dropped:
-        message += f" ({dropped} more problems not listed)"
-    return ApiError(400, message, kept)
 
 
 class ApiRequest:
@@ -118,7 +82,7 @@ class ApiRequest:
         return db.connection(self.settings)
 
     def json(self) -> Any:
-        """The body parsed strictly as API.md §1.3 says; every problem is a 400."""
+        """The body parsed strictly (``parse_json``); every problem is a 400."""
         if not self._json_parsed:
             self._json = parse_json(self.body_bytes())
             self._json_parsed = True

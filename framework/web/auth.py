@@ -1,4 +1,4 @@
-"""Admin-only endpoints (API.md, Decisions §1): off unless a token is configured."""
+"""Admin-only endpoints: off unless a token is configured, then a bearer token."""
 from __future__ import annotations
 
 import hmac

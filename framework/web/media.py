@@ -1,6 +1,6 @@
 """The media store: user files on local disk under ``media_root``, served read-only at /media/.
 
-API.md §C.3 and Decisions §7. Layout: ``media_root/<directory>/<name>``, where the directory is
+Layout: ``media_root/<directory>/<name>``, where the directory is
 the sniffed MIME subtype for uploads (``png/``, ``plain/``...) or an app's own (``memes/``).
 Uploads are received into ``media_root/.incoming/`` (the multipart parser's spool directory):
 the same file system, so moving a finished file into place is atomic, and a hidden directory,
@@ -51,7 +51,7 @@ DIRECTORY = re.compile(r"[a-z0-9][a-z0-9.+-]*")
 def safe_name(filename: str) -> str:
     """A file name safe to store and to put in a URL, derived from what the client sent.
 
-    API.md §C.3: the basename after both ``/`` and ``\\``; stripped; spaces become ``_``;
+    The basename after both ``/`` and ``\\``; stripped; spaces become ``_``;
     characters outside ``[-\\w.]`` are dropped (``\\w`` is Unicode: non-ASCII letters stay);
     leading dots are dropped too (our static server never serves hidden files); what is left
     empty, ``.`` or ``..`` becomes ``file``; at most 200 bytes of UTF-8, keeping the extension.

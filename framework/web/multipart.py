@@ -387,7 +387,7 @@ def parse_header(value: str) -> tuple[str, dict[str, str]]:
 
     The value before the first ``;`` is lower-cased, as are parameter names. In a quoted
     string only ``\\\\`` and ``\\"`` are escapes; any other backslash is kept as sent
-    (API.md Decisions §9: browsers send Windows paths unescaped). A ``name*`` parameter
+    (browsers send Windows paths unescaped). A ``name*`` parameter
     (RFC 5987/8187 ``charset'lang'%XX``) overrides ``name``.
     """
     main, _, rest = value.partition(";")

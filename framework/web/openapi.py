@@ -19,6 +19,7 @@ from framework.web.app import ERROR_CODES
 from framework.web.auth import DISABLED
 from framework.web.params import IntParam
 from framework.web.router import BODY_MEDIA_TYPES, PARAM, Route
+from framework.web.validate import INT64_MAX
 
 OPENAPI_VERSION = "3.0.3"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -41,8 +42,7 @@ SECURITY_SCHEMES = {ADMIN_SCHEME: {
     "type": "http", "scheme": "bearer",
     "description": "the server's admin_token (--admin-token, HTTPD_ADMIN_TOKEN)"}}
 PATH_SCHEMAS = {
-    "int": {"type": "integer", "format": "int64", "minimum": 0,
-            "maximum": 2 ** 63 - 1},
+    "int": {"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX},
     "str": {"type": "string"},
     "path": {"type": "string", "description": "the rest of the path; may contain '/'"},
 }
@@ -230,7 +230,7 @@ def framework_statuses(route: Route) -> list[int]:
 
 
 def page_of(item: dict[str, Any]) -> dict[str, Any]:
-    """The §1.10 pagination envelope around ``item``."""
+    """The pagination envelope (count, next, previous, results) around ``item``."""
     link = {"type": "string", "nullable": True, "description": "absolute URL, or null"}
     return {"type": "object", "required": ["count", "next", "previous", "results"],
             "properties": {"count": {"type": "integer", "minimum": 0}, "next": link,

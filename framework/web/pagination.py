@@ -1,4 +1,4 @@
-"""DRF-style page-number pagination shared by every list endpoint (API.md §1.10).
+"""Page-number pagination shared by every list endpoint, as Django REST framework does it.
 
     @app.get("/api/things", paginated=True, response_schema=THING)
     def list_things(req):
@@ -14,9 +14,9 @@ from typing import Any
 
 from framework.web.app import ApiError, ApiRequest
 from framework.web.urls import build_query
+from framework.web.validate import parse_int
 
 INVALID_PAGE = "Invalid page."
-HUGE = 10 ** 18  # stands for any longer number: past every page count and page size limit
 
 
 def paginate(req: ApiRequest, count: int, fetch: Callable[[int, int], list[Any]],
@@ -33,8 +33,8 @@ def paginate(req: ApiRequest, count: int, fetch: Callable[[int, int], list[Any]]
         size = requested_page_size(req, size)
     pages = max(1, -(-count // size))
     raw_page = req.arg("page") or "1"
-    page = pages if raw_page == "last" else positive_int(raw_page)
-    if page is None or page > pages:
+    page = pages if raw_page == "last" else parse_int(raw_page, 1, pages)
+    if page is None:
         raise ApiError(404, INVALID_PAGE)
     results = fetch(size, (page - 1) * size)
     return {
@@ -45,20 +45,11 @@ def paginate(req: ApiRequest, count: int, fetch: Callable[[int, int], list[Any]]
     }
 
 
-def positive_int(text: str) -> int | None:
-    """``text`` as an int >= 1 if it is plain ASCII digits, else None (huge values -> HUGE)."""
-    digits = text.lstrip("0")
-    if not (digits.isascii() and digits.isdigit()):
-        return None
-    return HUGE if len(digits) > len(str(HUGE)) else min(int(digits), HUGE)
-
-
 def requested_page_size(req: ApiRequest, default: int) -> int:
+    """``?page_size=``: invalid is the default, past ``max_page_size`` is the maximum."""
     raw = req.arg("page_size")
-    size = positive_int(raw) if raw is not None else None
-    if size is None:
-        return default
-    return min(size, req.settings["max_page_size"])
+    size = parse_int(raw, 1, req.settings["max_page_size"], clamp=True) if raw else None
+    return default if size is None else size
 
 
 def page_link(req: ApiRequest, page: int) -> str:

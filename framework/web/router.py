@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framework.web.urls import normalize_path, percent_decode
+from framework.web.validate import INT64_MAX, parse_int
 
-INT64_MAX = 2 ** 63 - 1
-INT64_DIGITS = len(str(INT64_MAX))
 PARAM = re.compile(r"<(?:(int|str|path):)?([A-Za-z_][A-Za-z0-9_]*)>")
 CONVERTERS = {"int": r"[0-9]+", "str": r"[^/]+", "path": r".+"}
 BODY_MEDIA_TYPES = {"json": "application/json", "multipart": "multipart/form-data"}
@@ -59,7 +58,7 @@ class Route:
     request_schema: dict | None = None  # with several body kinds: {kind: schema}
     response_schema: dict | None = None
     query: dict[str, Any] = field(default_factory=dict)  # name -> JSON schema or IntParam
-    paginated: bool = False  # the response is a §1.10 page of response_schema items
+    paginated: bool = False  # the response is a page (pagination.py) of response_schema items
     # of the success response, for the docs; a tuple when the content decides
     media_type: str | tuple[str, ...] = "application/json"
     admin: bool = False  # only with the admin bearer token (the dispatcher checks it first)
@@ -210,11 +209,10 @@ def convert(raw: dict[str, str], kinds: dict[str, str]) -> dict[str, Any] | None
     params: dict[str, Any] = {}
     for name, value in raw.items():
         if kinds[name] == "int":
-            digits = value.lstrip("0")
-            # compare lengths first: int() of thousands of digits is slow, then refused
-            if len(digits) > INT64_DIGITS or (digits and int(digits) > INT64_MAX):
+            number = parse_int(value, 0, INT64_MAX)
+            if number is None:  # past 2^63-1
                 return None
-            params[name] = int(digits or "0")
+            params[name] = number
         else:
             try:
                 params[name] = percent_decode(value).decode("utf-8")

@@ -1,7 +1,7 @@
-"""What a file is, from its first bytes: our replacement for python-magic (API.md §C.2).
+"""What a file is, from its first bytes: our replacement for python-magic.
 
 ``sniff(head)`` looks at the first ``HEAD_SIZE`` bytes of a file and names its MIME type and
-the storage directory (the MIME subtype, as the seed's python-magic sorting did). The client's
+the storage directory (the MIME subtype, as sorting by python-magic does). The client's
 Content-Type and the file name are never consulted. ``image_size`` reads the pixel size of a
 PNG, GIF or JPEG from its header, for the uploads processor and anyone else who needs it.
 """
@@ -11,7 +11,7 @@ import codecs
 import struct
 from typing import BinaryIO, NamedTuple
 
-HEAD_SIZE = 2048  # what python-magic looked at in the seed
+HEAD_SIZE = 2048  # bytes looked at: the signatures, and enough text to tell text from binary
 OCTET_STREAM = "application/octet-stream"
 
 # (offset, signature, MIME type); the first match wins, so longer signatures come first.

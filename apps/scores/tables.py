@@ -1,4 +1,4 @@
-"""The tables of the interests/scores app (API.md §E.3), as numbered migrations."""
+"""The tables of the interests/scores app, as numbered migrations."""
 
 SCHEMA_V1 = """
 CREATE TABLE client_interests (

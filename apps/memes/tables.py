@@ -1,4 +1,4 @@
-"""The memes app's table (API.md §D.3): one row per meme, pointing at its image by key."""
+"""The memes app's table: one row per meme, pointing at its image by key."""
 
 SCHEMA_V1 = """
 CREATE TABLE memes (

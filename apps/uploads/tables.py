@@ -1,4 +1,4 @@
-"""The uploads app's table (API.md §C.5)."""
+"""The uploads app's table: one row per stored file and its processing state."""
 
 SCHEMA_V1 = """
 CREATE TABLE files (

@@ -1,4 +1,4 @@
-"""The sales app's tables (API.md §B.3), plus two rollups that make both tops independent of
+"""The sales app's tables, plus two rollups that make both tops independent of
 the number of sales.
 
 A top over the raw ``sales`` table has to read every sale of the period: with 1,000,000 sales
@@ -11,15 +11,15 @@ transaction: every reader sees a rollup that matches ``sales`` exactly.
 - ``item_sales``: sales_amount per item, over all time.
 - ``store_month_income``: income per store per UTC month (``'YYYY-MM'``, the first 7
   characters of ``sale_time``), adding the item's price at the time of the sale. There is no
-  item-update API, so that is also the current price the seed joined at query time.
+  item-update API, so that is also the item's current price.
 
 Sales are append-only: nothing updates or deletes single sales, and the admin wipe empties
-the rollups in the same transaction as ``sales`` (see queries.wipe). The two rollups carry no
+the rollups in the same transaction as ``sales`` (see store.wipe). The two rollups carry no
 foreign keys of their own: every row is derived from a sale whose keys were checked.
 ``sales`` needs no secondary index at all: no query filters it (the POST reads back by rowid).
 """
 
-# A fixed-width UTC timestamp (API.md §1.9): string order is time order, the first 7
+# A fixed-width UTC timestamp (validate.timestamp): string order is time order, the first 7
 # characters are the month, and the rollup trigger may rely on both.
 SALE_TIME_GLOB = ("[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T"
                   "[0-2][0-9]:[0-5][0-9]:[0-5][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z")

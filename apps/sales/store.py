@@ -9,7 +9,6 @@ import random
 import sqlite3
 from typing import Any
 
-from framework.web.app import validation_error
 from framework.web.db import transaction
 
 DEMO_ITEMS = 50
@@ -41,9 +40,17 @@ def insert_store(conn: sqlite3.Connection, address: str) -> dict[str, Any]:
     return {"id": store_id, "address": address}
 
 
+class UnknownReference(LookupError):
+    """A sale names an item or a store that does not exist; ``names`` says which ids."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 def insert_sale(conn: sqlite3.Connection, item_id: int, store_id: int,
                 sale_time: str) -> dict[str, Any]:
-    """Store one sale and return it; unknown item or store ids are a 400 naming the field.
+    """Store one sale and return it; UnknownReference if the item or the store is unknown.
 
     One statement in one short IMMEDIATE transaction (the rollup trigger runs inside it).
     The happy path does no existence check of its own: the constraints do it, and only a
@@ -58,28 +65,24 @@ def insert_sale(conn: sqlite3.Connection, item_id: int, store_id: int,
             missing = missing_references(conn, item_id, store_id)
             if not missing:
                 raise
-            raise validation_error(missing) from None
+            raise UnknownReference(missing) from None
     return {"id": sale_id, "sale_time": sale_time, "item_id": item_id, "store_id": store_id}
 
 
-def missing_references(conn: sqlite3.Connection, item_id: int,
-                       store_id: int) -> dict[str, list[str]]:
+def missing_references(conn: sqlite3.Connection, item_id: int, store_id: int) -> list[str]:
+    """The names of the ids, ``item_id`` and/or ``store_id``, that no row has."""
     item_found, store_found = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM item WHERE id = ?), EXISTS (SELECT 1 FROM store WHERE id = ?)",
-        (item_id, store_id)).fetchone()
-    errors = {}
-    if not item_found:
-        errors["item_id"] = ["does not exist"]
-    if not store_found:
-        errors["store_id"] = ["does not exist"]
-    return errors
+        "SELECT EXISTS (SELECT 1 FROM item WHERE id = ?),"
+        " EXISTS (SELECT 1 FROM store WHERE id = ?)", (item_id, store_id)).fetchone()
+    return [name for name, found in (("item_id", item_found), ("store_id", store_found))
+            if not found]
 
 
 # EXPLAIN QUERY PLAN (1,000,000 sales, 200 stores, 24 months):
 #   SEARCH m USING COVERING INDEX store_month_top (month=?)
 #   SEARCH s USING INTEGER PRIMARY KEY (rowid=?)
 # The index hands out the month's stores already in answer order: LIMIT stops the walk after
-# cnt rows, no temp b-tree. The same query over raw sales was 92 ms (see schema.py).
+# cnt rows, no temp b-tree. The same query over raw sales was 92 ms (see tables.py).
 TOP_STORES = """
 SELECT s.id, s.address, m.income
   FROM store_month_income AS m JOIN store AS s ON s.id = m.store_id
@@ -116,6 +119,21 @@ def top_items(conn: sqlite3.Connection, cnt: int) -> list[dict[str, Any]]:
     return [{"id": i, "name": name, "sales_amount": amount} for i, name, amount in rows]
 
 
+def clear(conn: sqlite3.Connection) -> None:
+    """Delete every item, store and sale in one transaction; ids are never reused."""
+    with transaction(conn):
+        wipe(conn)
+
+
+def replace_with_demo(conn: sqlite3.Connection, rng: random.Random,
+                      year: int) -> dict[str, int]:
+    """In one transaction: delete everything, restart the ids at 1 and fill the demo set."""
+    with transaction(conn):
+        wipe(conn)
+        restart_ids(conn)
+        return fill_demo(conn, rng, year)
+
+
 def wipe(conn: sqlite3.Connection) -> None:
     """Delete every row of the app (in the caller's transaction); ids are never reused."""
     for table in ("item_sales", "store_month_income", "sales", "item", "store"):
@@ -129,7 +147,7 @@ def restart_ids(conn: sqlite3.Connection) -> None:
 
 
 def fill_demo(conn: sqlite3.Connection, rng: random.Random, year: int) -> dict[str, int]:
-    """The seed's demo data (in the caller's transaction): 50 stores, 50 items priced
+    """The demo data (in the caller's transaction): 50 stores, 50 items priced
     100..10000, and 300 sales in each month of ``year``, on day 1..28 at 00:00 UTC, of a
     random item in a random store. Names carry the row's id (``item-7`` is item 7)."""
     first_store, first_item = next_id(conn, "store"), next_id(conn, "item")
