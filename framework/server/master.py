@@ -66,6 +66,7 @@ class Master:
         self.stopping = False
         self.listener: socket.socket | None = None
         self.pid = os.getpid()
+        self.clock = time.monotonic
 
     # -- start -----------------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ class Master:
                 if self.stopping:
                     if not self.children:
                         return 0
-                    if time.monotonic() > self.stop_deadline:
+                    if self.clock() > self.stop_deadline:
                         self.kill_all(signal.SIGKILL)
                     continue
                 self.murder_workers()
@@ -142,10 +143,7 @@ class Master:
         reopen_error_log()
         log.info("USR1: reopening log files")
         for child in list(self.children.values()):
-            try:
-                os.kill(child.pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                pass
+            self.send(child.pid, signal.SIGUSR1)
 
     def handle_usr2(self) -> None:
         log.warning("USR2 (binary upgrade) is not supported by this version; ignored")
@@ -188,7 +186,7 @@ class Master:
     def stop(self, graceful: bool) -> None:
         if not self.stopping:
             self.stopping = True
-            self.stop_deadline = time.monotonic() + self.plan.settings["graceful_timeout"] + 1
+            self.stop_deadline = self.clock() + self.plan.settings["graceful_timeout"] + 1
             if self.listener is not None:
                 self.listener.close()
         if graceful:
@@ -197,7 +195,7 @@ class Master:
         else:
             log.info("stopping now")
             self.kill_all(signal.SIGQUIT)
-            self.stop_deadline = min(self.stop_deadline, time.monotonic() + 1)
+            self.stop_deadline = min(self.stop_deadline, self.clock() + 1)
 
     # -- children --------------------------------------------------------------------------
 
@@ -212,7 +210,7 @@ class Master:
         missing_services = [s for s in self.plan.services if s.name not in running]
         if not wanted and not missing_services:
             return
-        now = time.monotonic()
+        now = self.clock()
         for service in missing_services:
             if now >= self.next_spawn.get(service.name, 0.0):
                 self.spawn(service.name, lambda s=service: s.target(self.plan.settings))
@@ -230,10 +228,16 @@ class Master:
         self.spawn("worker", work, heartbeat)
 
     def spawn(self, kind: str, body: Callable[[], None], heartbeat: Any = None) -> None:
+        pid = self.fork(kind, body)
+        self.children[pid] = Child(pid, kind, self.generation, self.clock(), heartbeat)
+
+    # -- the process seams (tests replace these four, and ``clock``, with fakes) ------------
+
+    def fork(self, kind: str, body: Callable[[], None]) -> int:
+        """Start ``body`` in a child process; returns its pid (in the parent only)."""
         pid = os.fork()
         if pid:
-            self.children[pid] = Child(pid, kind, self.generation, time.monotonic(), heartbeat)
-            return
+            return pid
         code = 0
         try:
             self.become_child()
@@ -246,6 +250,23 @@ class Master:
         finally:
             logging.shutdown()
             os._exit(code)
+
+    def wait_any(self) -> tuple[int, int] | None:
+        """One exited child: (pid, wait status), or None when none has exited."""
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        return (pid, status) if pid else None
+
+    def send(self, pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def heartbeat_mtime(self, child: Child) -> float:
+        return os.fstat(child.heartbeat.fileno()).st_mtime
 
     def become_child(self) -> None:
         """Undo the master's signal setup and die with the master."""
@@ -266,12 +287,10 @@ class Master:
 
     def reap_children(self) -> None:
         while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
+            exited = self.wait_any()
+            if exited is None:
                 return
-            if pid == 0:
-                return
+            pid, status = exited
             child = self.children.pop(pid, None)
             if child is None:
                 continue
@@ -282,23 +301,23 @@ class Master:
             code = os.waitstatus_to_exitcode(status)
             log.warning("%s %d exited with %s; replacing it", child.kind, pid,
                         f"signal {-code}" if code < 0 else f"code {code}")
-            if time.monotonic() - child.started < EARLY_DEATH:
+            if self.clock() - child.started < EARLY_DEATH:
                 streak = self.crash_streak.get(child.kind, 0) + 1
                 self.crash_streak[child.kind] = streak
                 delay = min(0.1 * 2 ** streak, BACKOFF_MAX)
-                self.next_spawn[child.kind] = time.monotonic() + delay
+                self.next_spawn[child.kind] = self.clock() + delay
             else:
                 self.crash_streak.pop(child.kind, None)
 
     def murder_workers(self) -> None:
         """Kill workers that stopped sending heartbeats (stuck in a handler, or wedged)."""
         timeout = self.plan.settings["worker_timeout"]
-        now = time.monotonic()
+        now = self.clock()
         for child in list(self.children.values()):
             if child.heartbeat is None or child.stopping:
                 continue
             # only whether the mtime moves matters, so a wall-clock jump kills nobody
-            mtime = os.fstat(child.heartbeat.fileno()).st_mtime
+            mtime = self.heartbeat_mtime(child)
             if mtime != child.beat_mtime or not child.beat_seen:
                 child.beat_mtime, child.beat_seen = mtime, now
             elif now - child.beat_seen > timeout:
@@ -308,19 +327,13 @@ class Master:
 
     def signal_child(self, child: Child, signum: int) -> None:
         child.stopping = True
-        try:
-            os.kill(child.pid, signum)
-        except ProcessLookupError:
-            pass
+        self.send(child.pid, signum)
 
     def kill_all(self, signum: int) -> None:
         for child in list(self.children.values()):
-            try:
-                os.kill(child.pid, signum)
-            except ProcessLookupError:
-                pass
+            self.send(child.pid, signum)
         if signum == signal.SIGKILL:
-            deadline = time.monotonic() + 2
-            while self.children and time.monotonic() < deadline:
+            deadline = self.clock() + 2
+            while self.children and self.clock() < deadline:
                 self.reap_children()
                 time.sleep(0.02)
