@@ -86,7 +86,8 @@ class Dispatcher:
         return limit
 
     def handle(self, request: Request) -> Response:
-        target = self.routed.pop(request, None) or self.resolve(request)
+        # only a request with a body went through preflight (and so may be in ``routed``)
+        target = (request.has_body and self.routed.pop(request, None)) or self.resolve(request)
         if target is None:
             return self.static.handle(request.method, request.path, request.query,
                                       request.headers)
