@@ -23,7 +23,9 @@ refused by us with a reason and accepted by one or both references:
   OWS after a chunk size without an extension (`5 \\r\\n`, outside §7.1's grammar); DEL and
   control characters in fields and trailers (RFC 9110 §5.5); `HTTP/2.0` (505).
 - llhttp (strict: no leniency flag is set): `Transfer-Encoding: gzip, chunked` (501 from us,
-  RFC 9112 §6.1), a missing or repeated Host, a request line without a version (HTTP/0.9).
+  RFC 9112 §6.1), a missing or repeated Host, a request line without a version (HTTP/0.9),
+  a Content-Length of more than 18 digits even when they are leading zeros (h11 refuses it
+  too; RFC 9110 §8.6 anticipates a recipient refusing a length it cannot hold).
 - both: Host values and targets outside the URI grammar (`a:8x`, `a/b`, `*` for GET),
   NBSP and other non-OWS spaces in Connection, Expect values other than 100-continue (417),
   heads past our limits (414, 431).
@@ -335,7 +337,8 @@ def framed(draw) -> tuple[list[tuple[str, str]], bytes]:
     data = draw(DATA)
     length = str(len(data))
     lengths = mostly([length, "0" + length],
-                     [str(len(data) + 1), f"{length}, {length}", "+" + length])
+                     [str(len(data) + 1), f"{length}, {length}", "+" + length,
+                      "0" * 20 + length, "1" + "0" * 18, "-0"])
     if kind == "none":
         return [], b""
     if kind == "cl":
