@@ -1,8 +1,9 @@
-# Benchmark targets (see bench/run.py for every setting).
+# Benchmark targets (see bench/run.py for every setting) and the long fuzz run.
 PYTHON ?= python3
+MINUTES ?= 10
 SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help bench bench-quick bench-report bench-test bench-deps
+.PHONY: help bench bench-quick bench-report bench-test bench-deps fuzz
 
 help:
 	@echo "make bench-deps    install nginx, wrk, ab (Debian) and bench/requirements.txt"
@@ -11,6 +12,7 @@ help:
 	@echo "make bench-report  re-render the reports of the last run from bench/out/results.json"
 	@echo "make bench-test    unit tests of the harness (parsers, report)"
 	@echo "make docs          regenerate the settings table in docs/server.md"
+	@echo "make fuzz          differential fuzzing of the parser vs h11 and llhttp for MINUTES (10)"
 
 bench-deps:
 	$(SUDO) apt-get update
@@ -32,3 +34,7 @@ bench-test:
 .PHONY: docs
 docs:  ## regenerate the settings table in docs/server.md from the settings table in code
 	$(PYTHON) docs/settings_table.py
+
+.PHONY: fuzz
+fuzz:  ## differential fuzzing of the parser for MINUTES minutes
+	FUZZ_MINUTES=$(MINUTES) $(PYTHON) -m pytest -q -s tests/test_fuzz.py

@@ -84,6 +84,12 @@ VALID = [
      {"chunked": True}),
     (head("Host: a", "Transfer-Encoding: \tChunked ", request_line="POST / HTTP/1.1"),
      {"chunked": True}),
+    # empty list elements are ignored, across fields too (RFC 9110 §5.6.1.2, §5.3); found by
+    # tests/test_fuzz.py, where h11 and llhttp both refuse them
+    (head("Host: a", "Transfer-Encoding: chunked,", request_line="POST / HTTP/1.1"),
+     {"chunked": True}),
+    (head("Host: a", "Transfer-Encoding:", "Transfer-Encoding: chunked",
+          request_line="POST / HTTP/1.1"), {"chunked": True}),
     (head("Host: a", request_line="GET http://[::1]:8080/x HTTP/1.1"),
      {"host": "[::1]:8080", "path": "/x"}),
     # absolute-form: the authority replaces Host (RFC 9112 §3.2.2)
@@ -304,6 +310,10 @@ INVALID = [
     (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a]\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+    # with an absolute-form target Host is ignored, but an invalid one is still 400 (RFC 9112
+    # §3.2); found while reading the fuzz harness's cases
+    (b"GET http://a/x HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    (b"GET http://a/x HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
     # Expect (RFC 9110 §10.1.1)
     (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 200-ok\r\n\r\n", 417),
 ]
@@ -407,6 +417,8 @@ CHUNKED = [
     (b"5\r\nhello\r\n0\r\nX-Trailer: one\r\nX-Other: two\r\n\r\n", b"hello"),  # trailers
     (b"3\r\n\r\n\r\r\n0\r\n\r\n", b"\r\n\r"),  # data is opaque, CRLF inside it included
     (b"1\r\n\x00\r\n0\r\n\r\n", b"\x00"),
+    (b"5\t;a\r\nhello\r\n0 ;b\r\n\r\n", b"hello"),  # BWS before ";" (RFC 9112 §7.1.1)
+    (b"0\r\nX-T: caf\xe9\tb \r\nX-E:\r\n\r\n", b""),  # obs-text, HTAB, empty trailer values
 ]
 NEXT = b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"  # a pipelined request after the body
 
@@ -474,6 +486,13 @@ CHUNKED_INVALID = [
     (b"5\r\nhello\r\n0\r\nX-T: 1\n\r\n", 400),
     (b"5\r\nhello\r\n0\r\nNoColon\r\n\r\n", 400),  # malformed trailer
     (b"5\r\nhello\r\n0\r\n folded: x\r\n\r\n", 400),
+    # a trailer field is a field line (RFC 9112 §7.1.2, §5.1): found by tests/test_fuzz.py,
+    # where h11 and llhttp both refused them and we did not
+    (b"5\r\nhello\r\n0\r\nX Y: z\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nX-T : 1\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nX(T): 1\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nX-T: \x01\r\n\r\n", 400),
+    (b"5\r\nhello\r\n0\r\nX-T: a\x7f\r\n\r\n", 400),
     (b"5;" + b"e" * 5000, 400),  # an endless chunk line
     # chunk-size is 1*HEXDIG: whitespace only before an extension's ";" (RFC 9112 §7.1.1)
     (b"5 \r\nhello\r\n0\r\n\r\n", 400),

@@ -28,6 +28,8 @@ TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs
 BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 # RFC 9110 §5.5: no control characters in field values but HTAB (CR and LF are checked apart)
 BAD_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# RFC 9112 §7.1.2: a trailer field is a field line like those of the head (RFC 9112 §5)
+TRAILER_FIELD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*")
 HTTP_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 3986 §3.2.2 host (IP-literal, IPv4 or reg-name) with an optional port (RFC 9110 §7.2)
@@ -215,6 +217,9 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
             request.host = absolute.group(1).decode("ascii")
             if not request.host or request.host[0] == ":":
                 raise HttpError(400, "malformed request target")
+            if not HOST_VALUE.fullmatch(headers.get("host", "")):
+                # RFC 9112 §3.2: the Host field is ignored then, but an invalid one is a 400
+                raise HttpError(400, "malformed Host header")
             rest = absolute.group(2).decode("ascii")
             path, _, request.query = rest.partition("#")[0].partition("?")
             request.path = path or "/"
@@ -305,7 +310,7 @@ class ChunkedDecoder:
                 self.state = "size"
             elif not line:  # trailer section ends with an empty line; fields are dropped
                 self.done = True
-            elif line[:1] in (b" ", b"\t") or line.find(b":") <= 0:
+            elif not TRAILER_FIELD.fullmatch(line):
                 raise HttpError(400, "malformed trailer field")
         return out
 
