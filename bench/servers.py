@@ -219,7 +219,7 @@ def all_servers(docroot_env, scaling_workers):
     """The servers of a full bench run, in the order they are run and shown."""
     peer_env = {"BENCH_DOCROOT": docroot_env}
     servers = [
-        ours(1, tuple(LOADS)),
+        ours(1, tuple(key for key in LOADS if key != "flask")),  # Flask: OURS_WSGI below
         Server("nginx", "ceiling", ("1k", "100k", "1m", "ping", "ab-1k", "gzip-css"), nginx_argv),
         Server("gunicorn", "python", ("1k", "100k", "1m", "ping", "ab-1k"), gunicorn_argv,
                env=peer_env),
