@@ -320,6 +320,10 @@ def test_tls_with_requests_verifies_and_serves_files(tls_server: TlsServer, docr
     r = requests.get(tls_server.url("/big.bin"), headers={"Range": "bytes=1000-2999999"},
                      verify=cert["certfile"], timeout=30)
     assert r.status_code == 206 and r.content == (docroot / "big.bin").read_bytes()[1000:3_000_000]
+    r = requests.get(tls_server.url("/big.bin"), headers={"Range": "bytes=0-9,2000000-2000009"},
+                     verify=cert["certfile"], timeout=30)
+    data = (docroot / "big.bin").read_bytes()
+    assert r.status_code == 206 and data[:10] in r.content and data[2000000:2000010] in r.content
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(tls_server.url("/"), timeout=10)  # not in the default trust store
 

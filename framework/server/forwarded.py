@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -15,6 +16,9 @@ from framework.server.protocol import HOST_VALUE
 
 HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
 SCHEMES = ("http", "https")
+CACHE_ENTRIES = 4096  # resolved header values remembered per worker ...
+CACHED_LENGTH = 512  # ... when their total length is at most this
+MISSING = object()
 # RFC 7239 §4: forwarded-pair = token "=" value; value = token / quoted-string
 PAIR = re.compile(r'\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;,\s"]*)\s*')
 
@@ -36,6 +40,22 @@ class TrustedPeers:
         self.networks = [ipaddress.ip_network(entry, strict=False)
                          for entry in entries if entry != "*"]
         self.trusts = lru_cache(maxsize=1024)(self.check)
+        # the same clients come back through the same proxies: parsing (ipaddress above all)
+        # costs microseconds, a lookup here a tenth of one
+        self.seen: dict[tuple, Origin | None] = {}
+
+    def parse(self, forwarded: str | None, xff: str | None, proto: str | None,
+              host: str | None) -> Origin | None:
+        if forwarded is not None:
+            return from_forwarded(forwarded, self)
+        client, port = None, 0
+        if xff is not None:
+            hop = pick_hop([hop.strip() for hop in xff.split(",")], self)
+            if hop is not None:
+                client, port = node(hop)
+        return Origin(client, port,
+                      scheme_of(proto.split(",")[0]) if proto else None,
+                      host_of(host.split(",")[0]) if host else None)
 
     def check(self, address: str) -> bool:
         if self.everyone:
@@ -70,19 +90,19 @@ def resolve(headers: dict[str, str], peers: TrustedPeers) -> Origin | None:
     proxies the client is the rightmost address that is not itself a trusted proxy (nginx's
     ``real_ip_recursive``), so a client cannot pass off a forged leftmost entry.
     """
-    if "forwarded" in headers:
-        return from_forwarded(headers["forwarded"], peers)
-    client, port = None, 0
-    if "x-forwarded-for" in headers:
-        hops = [hop.strip() for hop in headers["x-forwarded-for"].split(",")]
-        hop = pick_hop(hops, peers)
-        if hop is not None:
-            client, port = node(hop)
-    proto = headers.get("x-forwarded-proto")
-    host = headers.get("x-forwarded-host")
-    return Origin(client, port,
-                  scheme_of(proto.split(",")[0]) if proto else None,
-                  host_of(host.split(",")[0]) if host else None)
+    get = headers.get
+    key = (get("forwarded"), get("x-forwarded-for"), get("x-forwarded-proto"),
+           get("x-forwarded-host"))
+    origin = peers.seen.get(key, MISSING)
+    if origin is MISSING:
+        origin = peers.parse(*key)
+        # bounded: short values only (a client can make its X-Forwarded-For long), and
+        # forgotten all at once when full
+        if sum(len(value) for value in key if value) <= CACHED_LENGTH:
+            if len(peers.seen) >= CACHE_ENTRIES:
+                peers.seen.clear()
+            peers.seen[key] = origin
+    return origin
 
 
 def from_forwarded(value: str, peers: TrustedPeers) -> Origin | None:
@@ -133,13 +153,16 @@ def node(text: str) -> tuple[str | None, int]:
         address, port = text.split(":")
     else:
         address = text
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:  # inet_pton is strict (no leading zeros, no scope) and 40 times faster than ipaddress
+        packed = socket.inet_pton(family, address)
+    except OSError:
         return None, 0
     if not (port.isascii() and port.isdigit() and int(port) <= 65535):
         return None, 0
-    return str(ip), int(port)
+    # IPv6 in its canonical form (RFC 5952), as the socket layer writes peers
+    return (socket.inet_ntop(family, packed) if family == socket.AF_INET6 else address), \
+        int(port)
 
 
 def scheme_of(text: str) -> str | None:
