@@ -19,6 +19,7 @@ sys.path.insert(0, HERE)
 
 from framework import __version__  # noqa: E402
 from framework.server import config  # noqa: E402
+from framework.server.listeners import BindError  # noqa: E402
 from framework.server.log import setup_error_log  # noqa: E402
 from handlers import app_settings, every_app_setting  # noqa: E402
 
@@ -102,9 +103,8 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         master.bind()
-    except OSError as exc:  # the port is taken, the address is not ours, no permission...
-        print(f"httpd.py: cannot listen on {settings['host']}:{settings['port']}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+    except BindError as exc:  # the port is taken, the address is not ours, no permission...
+        print(f"httpd.py: {exc}", file=sys.stderr)
         return 1
     return master.run()
 

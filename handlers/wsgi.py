@@ -257,6 +257,7 @@ class WsgiBridge:
         script = self.script_name
         if script and (path == script or path.startswith(script + "/")):
             path = path[len(script):]
+        env["wsgi.url_scheme"] = request.scheme
         env["REQUEST_METHOD"] = request.method
         env["PATH_INFO"] = path
         env["QUERY_STRING"] = request.query
@@ -274,7 +275,9 @@ class WsgiBridge:
         host = request.host
         if host:
             env["HTTP_HOST"] = host
-            env["SERVER_NAME"], env["SERVER_PORT"] = self.hosts.get(host) or self.split_host(host)
+            name, port = self.hosts.get(host) or self.split_host(host)
+            env["SERVER_NAME"] = name
+            env["SERVER_PORT"] = port or ("443" if request.scheme == "https" else "80")
         else:
             env["SERVER_NAME"], env["SERVER_PORT"] = self.server
         if body_file is not None:
@@ -299,11 +302,12 @@ class WsgiBridge:
         return key
 
     def split_host(self, host: str) -> tuple[str, str]:
+        """(name, port) of a Host value; the port is "" when the value has none."""
         if host.endswith("]") or ":" not in host:
-            parsed = (host, "80")
+            parsed = (host, "")
         else:
             name, _, port = host.rpartition(":")
-            parsed = (name, port or "80")
+            parsed = (name, port)
         if len(self.hosts) < MAX_HEADER_KEYS:
             self.hosts[host] = parsed
         return parsed

@@ -10,5 +10,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     echo "tests/run.sh: chromium or chromedriver is missing and cannot be installed here" >&2
   fi
 fi
+# the TLS tests make a throwaway certificate with the openssl command
+if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
 python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 exec python3 -m pytest -q tests "$@"

@@ -177,8 +177,11 @@ class ServerProcess:
 class RawConnection:
     """A client socket that reads responses one at a time, framed by Content-Length."""
 
-    def __init__(self, port: int, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = 5.0, source: str | None = None) -> None:
+        """``source``: the local address to connect from (127.0.0.2 is loopback, but not
+        a trusted proxy by default)."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
 
     def __enter__(self) -> RawConnection:  # noqa: PYI034 - no typing.Self on Python 3.10

@@ -490,3 +490,20 @@ def test_hosting_a_wsgi_app_turns_builtin_apps_and_static_files_off_by_default()
     assert (settings["apps"], settings["document_root"]) == ([], "")
     settings = config.build({"wsgi_app": "m:app", "apps": ["scores"]}, {"document_root": "/x"})
     assert (settings["apps"], settings["document_root"]) == (["scores"], "/x")
+
+
+def test_a_trusted_proxy_sets_remote_addr_and_url_scheme(server) -> None:
+    """From 127.0.0.1 (trusted by default) X-Forwarded-* set REMOTE_ADDR, wsgi.url_scheme and
+    the host; from 127.0.0.2 (loopback, not trusted) they are only headers."""
+    fields = ("X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n"
+              "X-Forwarded-Host: shop.example\r\n")
+    for source, expected in (("127.0.0.1", ("203.0.113.9", "'https'", "shop.example", "443")),
+                             ("127.0.0.2", ("127.0.0.2", "'http'", "wsgi.test", "8000"))):
+        with RawConnection(server.port, source=source) as conn:
+            conn.send(request("GET", "/echo", headers=fields))
+            answer = read_answer(conn)
+        data = answer.json()
+        cgi = data["cgi"]
+        assert (cgi["REMOTE_ADDR"], data["wsgi"]["wsgi.url_scheme"], cgi["SERVER_NAME"],
+                cgi["SERVER_PORT"]) == expected
+        assert cgi["HTTP_X_FORWARDED_FOR"] == "203.0.113.9"  # the field itself stays

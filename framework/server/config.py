@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from framework.server import forwarded, listeners
+
 MiB = 1024 * 1024
 
 
@@ -25,7 +27,8 @@ class Setting(NamedTuple):
     The long flag is ``--key-with-dashes``; ``flags`` adds short aliases. The environment
     variable is ``HTTPD_<KEY>``. ``path`` marks a relative path resolved against where the
     value came from (the config file's directory, or the working directory for flags and
-    the environment). ``choices`` limits a string key.
+    the environment). ``choices`` limits a string key. ``repeat`` makes a list key's flag
+    take one item per use (``-b A -b B``).
     """
 
     default: Any
@@ -34,6 +37,7 @@ class Setting(NamedTuple):
     flags: tuple[str, ...] = ()
     path: bool = False
     choices: tuple[str, ...] = ()
+    repeat: bool = False  # a list key whose flag may be given several times, one item each
 
 
 Schema = dict[str, Setting]
@@ -44,6 +48,26 @@ Schema = dict[str, Setting]
 CORE_SETTINGS: Schema = {
     "host": Setting("127.0.0.1", str, "address to listen on", ("-H",)),
     "port": Setting(8080, int, "TCP port to listen on", ("-p",)),
+    "bind": Setting([], list, "addresses to listen on, replacing host/port when given: "
+                              "HOST:PORT, [IPV6]:PORT, unix:/path/to.sock, fd://N (an "
+                              "inherited listening descriptor); the flag may be repeated",
+                    ("-b",), repeat=True),
+    "unix_socket_mode": Setting("0660", str, "permissions (octal) of the unix: sockets bound"),
+    "certfile": Setting("", str, "TLS certificate chain (PEM); set, every bind speaks HTTPS",
+                        path=True),
+    "keyfile": Setting("", str, "TLS private key (PEM, unencrypted); empty: in certfile",
+                       path=True),
+    "ca_certs": Setting("", str, "CA certificates (PEM); set, clients must present a "
+                                 "certificate they signed (mutual TLS)", path=True),
+    "tls_min_version": Setting("TLSv1.2", str, "oldest TLS version accepted",
+                               choices=("TLSv1.2", "TLSv1.3")),
+    "forwarded_allow_ips": Setting(["127.0.0.1", "::1"], list, "peers (addresses, CIDR "
+                                   "networks, or '*') whose Forwarded / X-Forwarded-For, "
+                                   "-Proto, -Host fields are trusted; a unix-socket peer "
+                                   "counts as one"),
+    "proxy_protocol": Setting(False, bool, "expect a PROXY protocol v1/v2 header (HAProxy, "
+                                           "AWS NLB) on every connection; close those "
+                                           "without one"),
     "workers": Setting(0, int, "worker processes; 0 means one per CPU", ("-w",)),
     "document_root": Setting("document_root", str, "directory served as static files; '' "
                                                    "(only with wsgi_app) serves none",
@@ -183,6 +207,9 @@ def add_flags(parser: Any, schema: Schema) -> None:
         if spec.type is bool:
             parser.add_argument(*names, dest=key, action=argparse.BooleanOptionalAction,
                                 default=None, help=help_text)
+        elif spec.repeat:
+            parser.add_argument(*names, dest=key, action="append", default=None,
+                                metavar=key.upper(), help=help_text)
         else:
             parser.add_argument(*names, dest=key, default=None, metavar=key.upper(),
                                 choices=spec.choices or None, help=help_text)
@@ -313,6 +340,25 @@ def validate(s: dict[str, Any], schema: Schema = CORE_SETTINGS) -> None:
     if not s["document_root"] and not s["wsgi_app"]:
         raise ConfigError("document_root may be empty only when a wsgi_app is hosted")
     validate_static(s)
+    validate_listening(s)
+
+
+def validate_listening(s: dict[str, Any]) -> None:
+    """bind addresses, the unix socket mode, the trusted proxies, and TLS's key pair."""
+    if not all(isinstance(item, str) for item in s["bind"] + s["forwarded_allow_ips"]):
+        raise ConfigError("bind and forwarded_allow_ips must be lists of strings")
+    try:
+        listeners.addresses(s)
+        forwarded.parse_entries(s["forwarded_allow_ips"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    mode = s["unix_socket_mode"]
+    if not (mode.isascii() and mode.isdigit() and "8" not in mode and "9" not in mode
+            and int(mode, 8) <= 0o777):
+        raise ConfigError(f"unix_socket_mode must be octal permissions such as 0660, "
+                          f"got {mode!r}")
+    if bool(s["certfile"]) < bool(s["keyfile"] or s["ca_certs"]):
+        raise ConfigError("keyfile and ca_certs need a certfile")
 
 
 def resolve_automatic(s: dict[str, Any]) -> None:
@@ -363,6 +409,11 @@ def validate_paths(s: dict[str, Any]) -> None:
             os.close(os.open(s["access_log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
         except OSError as exc:
             raise ConfigError(f"cannot open access log {s['access_log']}: {exc.strerror}") from None
+    if s["certfile"]:
+        try:
+            listeners.tls_context(s)  # the files exist, parse, and the key matches the certificate
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def somaxconn() -> int:

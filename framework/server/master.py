@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from framework.server import listeners
 from framework.server.contract import Plan
 from framework.server.log import reopen_error_log
 from framework.server.worker import Worker
@@ -36,7 +37,6 @@ CHILD_IGNORED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGHUP,
                  signal.SIGTTIN, signal.SIGTTOU)
 BACKOFF_MAX = 10.0  # seconds between spawns while children keep dying at start-up
 EARLY_DEATH = 2.0  # a child that dies sooner than this after spawning counts as crash-looping
-DEFER_ACCEPT_SECONDS = 5  # how long the kernel holds a silent new connection before accept
 
 
 @dataclass
@@ -64,37 +64,34 @@ class Master:
         self.crash_streak: dict[str, int] = {}
         self.next_spawn: dict[str, float] = {}
         self.stopping = False
-        self.listener: socket.socket | None = None
+        self.listeners: list[socket.socket] = []
+        self.unix_paths: list[str] = []  # socket files we bound, removed at exit
+        self.tls = None
         self.pid = os.getpid()
         self.clock = time.monotonic
 
     # -- start -----------------------------------------------------------------------------
 
     def bind(self) -> None:
-        s = self.plan.settings
-        family = socket.AF_INET6 if ":" in s["host"] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # accepted sockets inherit these: no Nagle delay on the last segment of a response,
-        # and no wake-up for a connection until its first bytes arrive (nginx's "deferred")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
-        sock.bind((s["host"], s["port"]))
-        sock.listen(s["backlog"])
-        sock.setblocking(False)
-        self.listener = sock
+        """Listen on every address (or take systemd's sockets); BindError names a failure."""
+        try:
+            self.tls = listeners.tls_context(self.plan.settings)
+        except ValueError as exc:
+            raise listeners.BindError(str(exc)) from None
+        self.listeners, self.unix_paths = listeners.open_listeners(self.plan.settings)
 
     def run(self) -> int:
-        if self.listener is None:
+        if not self.listeners:
             self.bind()
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_r, self.wake_w = rfd, wfd
         signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
         for signum in SIGNALS:
             signal.signal(signum, self.note_signal)
-        host, port = self.listener.getsockname()[:2]
-        log.info("listening on http://%s:%d with %d workers (pid %d)",
-                 host, port, self.target_workers, self.pid)
+        scheme = "https" if self.tls else "http"
+        log.info("listening on %s with %d workers (pid %d)",
+                 ", ".join(f"{scheme}://{listeners.describe(sock)}" for sock in self.listeners),
+                 self.target_workers, self.pid)
         try:
             self.manage_children()
             while True:
@@ -113,6 +110,8 @@ class Master:
                 self.manage_children()
         finally:
             self.kill_all(signal.SIGKILL)
+            if os.getpid() == self.pid:
+                listeners.remove_files(self.unix_paths)
 
     def note_signal(self, signum: int, frame: Any) -> None:
         self.signal_queue.append(signum)
@@ -164,14 +163,18 @@ class Master:
         """Reload the config; start fresh workers, then let the old ones finish and go."""
         try:
             plan = self.reload()
+            tls = listeners.tls_context(plan.settings)  # renewed certificates take effect
         except Exception as exc:  # a bad config on reload keeps the running one
             log.error("reload failed, keeping the current config: %s", exc)
             return
         new = plan.settings
         cur = self.plan.settings
-        if (new["host"], new["port"]) != (cur["host"], cur["port"]):
-            log.warning("host/port changes need a restart; keeping %s:%d", cur["host"], cur["port"])
-            plan.settings["host"], plan.settings["port"] = cur["host"], cur["port"]
+        if listeners.addresses(new) != listeners.addresses(cur):
+            log.warning("bind/host/port changes need a restart; keeping %s",
+                        ", ".join(map(str, listeners.addresses(cur))))
+            for key in ("bind", "host", "port"):
+                plan.settings[key] = cur[key]
+        self.tls = tls
         self.plan = plan
         self.target_workers = plan.settings["workers"]
         self.generation += 1
@@ -187,8 +190,7 @@ class Master:
         if not self.stopping:
             self.stopping = True
             self.stop_deadline = self.clock() + self.plan.settings["graceful_timeout"] + 1
-            if self.listener is not None:
-                self.listener.close()
+            listeners.close_listeners(self.listeners)
         if graceful:
             log.info("stopping gracefully")
             self.kill_all(signal.SIGTERM)
@@ -223,7 +225,8 @@ class Master:
         plan = self.plan
 
         def work() -> None:
-            Worker(self.listener, plan.app, plan.settings, heartbeat.fileno(), self.pid).run()
+            Worker(self.listeners, plan.app, plan.settings, heartbeat.fileno(), self.pid,
+                   self.tls).run()
 
         self.spawn("worker", work, heartbeat)
 

@@ -67,7 +67,7 @@ class Request:
 
     __slots__ = ("method", "target", "path", "query", "version", "headers", "keep_alive",
                  "content_length", "chunked", "expect_continue", "host", "body",
-                 "body_file", "client", "__weakref__")
+                 "body_file", "client", "scheme", "__weakref__")
 
     def __init__(self, method: str, target: str, version: str, headers: dict[str, str]) -> None:
         self.method = method
@@ -84,6 +84,7 @@ class Request:
         self.body: bytes = b""
         self.body_file = None  # an open temp file when the body was spooled to disk
         self.client = ("", 0)
+        self.scheme = "http"  # "https" over TLS, or as a trusted proxy reports it
 
     @property
     def has_body(self) -> bool:

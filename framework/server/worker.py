@@ -19,8 +19,9 @@ import time
 from collections import deque
 from typing import Any
 
-from framework.server import heartbeat
+from framework.server import forwarded, heartbeat, proxy_protocol
 from framework.server.contract import Application
+from framework.server.listeners import PlainHttpError
 from framework.server.log import AccessLog
 from framework.server.messages import Response, http_date
 from framework.server.protocol import (
@@ -50,8 +51,11 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 STREAM_SLICE = 256 * 1024  # streamed body bytes sent per loop pass, so others get their turn
 LAST_CHUNK = b"0\r\n\r\n"
 
-# connection states
-IDLE, HEAD, BODY, CLOSING = 0, 1, 2, 3
+# connection states; the last three only before HTTP starts, while in ``Worker.preludes``
+IDLE, HEAD, BODY, CLOSING, PROXY_HEADER, TLS_START, HANDSHAKE = 0, 1, 2, 3, 4, 5, 6
+PROXY_PEEK = 4096  # bytes looked at per read of a PROXY header
+TLS_FILE_CHUNK = 65536  # file bytes read per send over TLS, which cannot sendfile
+PLAIN_TO_TLS = "The plain HTTP request was sent to HTTPS port"  # nginx's words
 # how to close after the last answer
 CLOSE_NOW, LINGER = 1, 2
 
@@ -59,7 +63,7 @@ CLOSE_NOW, LINGER = 1, 2
 class Connection:
     __slots__ = ("sock", "fd", "client", "inbuf", "out", "outbuf", "state", "deadline",
                  "request", "remaining", "decoder", "spool", "body_parts", "close_after",
-                 "events", "port")
+                 "events", "port", "scheme", "trusted", "origin")
 
     def __init__(self, sock: socket.socket, client: str) -> None:
         self.sock = sock
@@ -78,6 +82,9 @@ class Connection:
         self.close_after = 0  # CLOSE_NOW or LINGER once the last answer is sent
         self.events = EPOLLIN
         self.port = 0  # the client's port
+        self.scheme = "http"
+        self.trusted = False  # the peer may say who the client is (forwarded_allow_ips)
+        self.origin = False  # scheme or client may differ from the defaults: see resolve_origin
 
 
 class Stream:
@@ -131,10 +138,17 @@ def deadline_of(conn: Connection) -> float:
 
 
 class Worker:
-    def __init__(self, listener: socket.socket, app: Application, settings: dict[str, Any],
-                 heartbeat_fd: int, master_pid: int) -> None:
-        self.listener = listener
-        self.lfd = listener.fileno()
+    def __init__(self, listeners: list[socket.socket] | socket.socket, app: Application,
+                 settings: dict[str, Any], heartbeat_fd: int, master_pid: int,
+                 tls: Any = None) -> None:
+        if isinstance(listeners, socket.socket):
+            listeners = [listeners]
+        self.listeners = {sock.fileno(): sock for sock in listeners}
+        self.tls = tls  # a framework.server.tls.TlsLayer when certfile is set
+        self.proxy_protocol = settings["proxy_protocol"]
+        # connections in a TLS handshake or before their PROXY header, by descriptor
+        self.preludes: dict[int, Connection] = {}
+        self.peers = forwarded.TrustedPeers(settings["forwarded_allow_ips"])
         self.app = app
         self.s = settings
         self.heartbeat_fd = heartbeat_fd
@@ -159,7 +173,8 @@ class Worker:
     def run(self) -> None:
         heartbeat.install(self.heartbeat_fd)
         self.setup_signals()
-        self.listener.setblocking(False)
+        for listener in self.listeners.values():
+            listener.setblocking(False)
         self.start_accepting()
         try:
             self.loop()
@@ -186,21 +201,24 @@ class Worker:
 
     def start_accepting(self) -> None:
         if not self.accepting and not self.stopping:
-            self.epoll.register(self.lfd, EPOLLIN | select.EPOLLEXCLUSIVE)
+            for fd in self.listeners:
+                self.epoll.register(fd, EPOLLIN | select.EPOLLEXCLUSIVE)
             self.accepting = True
 
     def stop_accepting(self) -> None:
         if self.accepting:
-            self.epoll.unregister(self.lfd)
+            for fd in self.listeners:
+                self.epoll.unregister(fd)
             self.accepting = False
 
     def begin_graceful_stop(self) -> None:
         if self.stopping:
             return
         self.stop_accepting()
-        # our copy of the listening socket would keep the port open: the kernel would queue
-        # new clients that nobody accepts until we exit; closed, they are refused at once
-        self.listener.close()
+        # our copies of the listening sockets would keep the ports open: the kernel would
+        # queue new clients that nobody accepts until we exit; closed, they are refused at once
+        for listener in self.listeners.values():
+            listener.close()
         self.stopping = True
         self.stop_deadline = self.now + self.s["graceful_timeout"]
         for conn in list(self.conns.values()):
@@ -231,23 +249,25 @@ class Worker:
     def loop(self) -> None:
         poll = self.epoll.poll
         conns = self.conns
-        lfd = self.lfd
+        listeners = self.listeners
         while True:
-            if self.stopping and (not conns or self.now > self.stop_deadline):
+            if self.stopping and ((not conns and not self.preludes)
+                                  or self.now > self.stop_deadline):
                 return
             events = poll(1.0)
             self.now = time.monotonic()
             for fd, ev in events:
-                if fd == lfd:
-                    # the listener may have been closed earlier in this batch (a graceful
-                    # stop begun by a signal or the tick): its event is stale then
-                    if self.accepting:
-                        self.accept_all()
-                    continue
                 conn = conns.get(fd)
                 if conn is None:
-                    if fd == self.wakeup_fd:
+                    if fd in listeners:
+                        # the listeners may have been closed earlier in this batch (a
+                        # graceful stop begun by a signal or the tick): the event is stale
+                        if self.accepting:
+                            self.accept_all(listeners[fd])
+                    elif fd == self.wakeup_fd:
                         self.handle_signals()
+                    elif fd in self.preludes:
+                        self.advance_prelude(self.preludes[fd])
                     continue
                 if ev & EPOLLOUT:
                     self.on_writable(conn)
@@ -263,15 +283,17 @@ class Worker:
         if os.getppid() != self.master_pid:
             self.begin_graceful_stop()
         self.access.flush()
-        for conn in [c for c in self.conns.values() if c.deadline < self.now]:
+        for conn in [c for c in (*self.conns.values(), *self.preludes.values())
+                     if c.deadline < self.now]:
             self.close(conn)
 
-    def accept_all(self) -> None:
+    def accept_all(self, listener: socket.socket) -> None:
         conns = self.conns
         limit = self.s["max_connections"]
+        prelude = self.tls is not None or self.proxy_protocol
         while True:
             try:
-                sock, addr = self.listener.accept()
+                sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -288,11 +310,15 @@ class Worker:
             conn = Connection(sock, addr[0] if isinstance(addr, tuple) else "-")
             if isinstance(addr, tuple):
                 conn.port = addr[1]
-            conn.deadline = self.now + self.s["keepalive_timeout"]
-            conns[conn.fd] = conn
-            self.epoll.register(conn.fd, EPOLLIN)
-            self.on_readable(conn)  # with deferred accept the request is usually here already
-            if len(conns) >= limit and not self.reclaim_idle():
+            if prelude:
+                self.start_prelude(conn)
+            else:
+                conn.trusted = conn.origin = self.peers.trusts(conn.client)
+                conn.deadline = self.now + self.s["keepalive_timeout"]
+                conns[conn.fd] = conn
+                self.epoll.register(conn.fd, EPOLLIN)
+                self.on_readable(conn)  # with deferred accept the request is usually here
+            if len(conns) + len(self.preludes) >= limit and not self.reclaim_idle():
                 self.stop_accepting()  # every connection is busy: wait for one to idle
                 return
 
@@ -314,7 +340,7 @@ class Worker:
         return True
 
     def close(self, conn: Connection) -> None:
-        if self.conns.pop(conn.fd, None) is None:
+        if self.conns.pop(conn.fd, None) is None and self.preludes.pop(conn.fd, None) is None:
             return
         try:
             self.epoll.unregister(conn.fd)
@@ -331,6 +357,104 @@ class Worker:
         conn.sock.close()
         if not self.accepting and len(self.conns) < self.s["max_connections"]:
             self.start_accepting()
+
+    # -- before HTTP: the PROXY header, the TLS handshake --------------------------------
+
+    def start_prelude(self, conn: Connection) -> None:
+        """A new connection that owes us a PROXY header or a TLS handshake first.
+
+        Both are driven by epoll like everything else, under ``header_timeout``: a client
+        that stalls costs one descriptor until the sweep closes it.
+        """
+        conn.state = PROXY_HEADER if self.proxy_protocol else TLS_START
+        conn.deadline = self.now + self.s["header_timeout"]
+        self.preludes[conn.fd] = conn
+        self.epoll.register(conn.fd, EPOLLIN)
+        self.advance_prelude(conn)
+
+    def advance_prelude(self, conn: Connection) -> None:
+        try:
+            if conn.state == PROXY_HEADER:
+                if not self.read_proxy_header(conn):
+                    return
+                conn.state = IDLE if self.tls is None else TLS_START
+            if conn.state == TLS_START:
+                conn.state = HANDSHAKE
+                conn.sock = self.tls.wrap(conn.sock)
+            if conn.state == HANDSHAKE:
+                wait = self.tls.handshake(conn.sock)
+                if wait:
+                    self.want(conn, wait)
+                    return
+                conn.scheme = "https"
+        except (BlockingIOError, InterruptedError):
+            return
+        except PlainHttpError:
+            self.refuse_plain_http(conn)
+            return
+        except (OSError, proxy_protocol.ProxyError):
+            self.close(conn)
+            return
+        del self.preludes[conn.fd]
+        self.start_http(conn)
+
+    def read_proxy_header(self, conn: Connection) -> bool:
+        """Consume exactly the PROXY header (what follows may be a TLS ClientHello, which
+        must stay in the socket); True once it was read, and the client taken from it."""
+        peeked = conn.sock.recv(PROXY_PEEK, socket.MSG_PEEK)
+        if not peeked:
+            raise ConnectionResetError("closed before its PROXY header")
+        header = proxy_protocol.parse(bytes(conn.inbuf) + peeked)
+        if header is None:  # every byte seen belongs to the header: take them all
+            conn.inbuf += conn.sock.recv(len(peeked))
+            return False
+        conn.sock.recv(header.consumed - len(conn.inbuf))
+        conn.inbuf.clear()
+        if header.client is not None:
+            conn.client, conn.port = header.client
+        if header.tls:
+            conn.scheme = "https"  # TLS ended at the proxy
+        return True
+
+    def start_http(self, conn: Connection) -> None:
+        conn.state = IDLE
+        conn.deadline = self.now + self.s["keepalive_timeout"]
+        conn.trusted = self.peers.trusts(conn.client)
+        conn.origin = conn.trusted or conn.scheme != "http"
+        self.conns[conn.fd] = conn
+        self.want(conn, EPOLLIN)
+        self.on_readable(conn)  # the request often came with the end of the handshake
+        if self.stopping and conn.fd in self.conns and conn.state == IDLE and not conn.out:
+            self.close(conn)
+
+    def refuse_plain_http(self, conn: Connection) -> None:
+        """Plain HTTP on a TLS port: a plain-text 400 (as nginx sends), then close."""
+        conn.sock = socket.socket(fileno=conn.sock.detach())
+        del self.preludes[conn.fd]
+        self.conns[conn.fd] = conn
+        self.respond(conn, None, self.app.error(400, PLAIN_TO_TLS, None), close=True)
+        self.flush(conn)
+
+    def resolve_origin(self, conn: Connection, request: Request) -> None:
+        """The scheme of the connection, then what a trusted proxy says about the client.
+
+        Only for connections that need it (TLS, or a peer in ``forwarded_allow_ips``), and
+        the headers are parsed only when one of them is present.
+        """
+        request.scheme = conn.scheme
+        if conn.trusted:
+            headers = request.headers
+            if ("x-forwarded-for" in headers or "forwarded" in headers
+                    or "x-forwarded-proto" in headers or "x-forwarded-host" in headers):
+                origin = forwarded.resolve(headers, self.peers)
+                if origin is None:
+                    return
+                if origin.client is not None:
+                    request.client = (origin.client, origin.port)
+                if origin.scheme is not None:
+                    request.scheme = origin.scheme
+                if origin.host is not None:
+                    request.host = origin.host
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -387,6 +511,8 @@ class Worker:
                 request, consumed = parsed
                 del conn.inbuf[:consumed]
                 request.client = (conn.client, conn.port)
+                if conn.origin:
+                    self.resolve_origin(conn, request)
                 if request.has_body:
                     self.start_body(conn, request)
                     continue
@@ -552,7 +678,8 @@ class Worker:
             referer = request.headers.get("referer", "")
             agent = request.headers.get("user-agent", "")
         size = 0 if head_only else response.length
-        self.access.write(conn.client, line, response.status, size, referer, agent,
+        client = conn.client if request is None else request.client[0]
+        self.access.write(client, line, response.status, size, referer, agent,
                           time.time())
 
     def respond_streamed(self, conn: Connection, request: Request, response: Response,
@@ -620,6 +747,8 @@ class Worker:
                     if not self.send_stream(sock, item):
                         break
                     out.popleft()
+                elif self.tls is not None:
+                    self.read_file_chunk(out)
                 else:
                     file, offset, remaining = item
                     sent = os.sendfile(conn.fd, file.fileno(), offset, remaining)
@@ -647,6 +776,22 @@ class Worker:
             self.close(conn)
             return
         self.want(conn, EPOLLIN)
+
+    @staticmethod
+    def read_file_chunk(out: deque) -> None:
+        """TLS cannot sendfile: put the next TLS_FILE_CHUNK bytes of the file at the front
+        of ``out`` as bytes, read only once the previous chunk went out (bounded memory)."""
+        item = out[0]
+        file, offset, remaining = item
+        chunk = os.pread(file.fileno(), min(remaining, TLS_FILE_CHUNK), offset)
+        if not chunk:  # the file shrank under us: the length promised is void
+            raise OSError("file truncated while sending")
+        item[1] += len(chunk)
+        item[2] -= len(chunk)
+        if not item[2]:
+            file.close()
+            out.popleft()
+        out.appendleft(chunk)
 
     @staticmethod
     def send_buffers(sock: socket.socket, out: deque) -> bool:

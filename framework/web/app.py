@@ -107,10 +107,12 @@ class ApiRequest:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.raw.host or 'localhost'}"
+        return f"{self.raw.scheme}://{self.raw.host or 'localhost'}"
 
     def url(self, path: str) -> str:
-        """An absolute URL on this server for ``path`` (built from Host, as DRF does)."""
+        """An absolute URL on this server for ``path``: the one place apps' absolute URLs
+        (Location, pagination links, media URLs) are built, from the scheme and Host the
+        client used (as a trusted proxy reports them, or as the connection gives them)."""
         return self.base_url + path
 
     def add_header(self, name: str, value: str) -> None:
