@@ -71,7 +71,7 @@ def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
 
 
 def absolute(path: str, base: str) -> str:
-    if path in ("", "-", "off", ":memory:") or os.path.isabs(path):
+    if path in ("", "-", "off", ":memory:") or os.path.isabs(path) or "://" in path:
         return path
     return os.path.normpath(os.path.join(base, path))
 
