@@ -98,7 +98,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 1
     except Exception as exc:  # e.g. a database that cannot be opened or migrated
-        print(f"httpd.py: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        detail = " ".join(str(exc).split())  # one line, whatever the driver's message
+        print(f"httpd.py: cannot start: {type(exc).__name__}: {detail}", file=sys.stderr)
         return 1
     try:
         master.bind()

@@ -86,6 +86,16 @@ def test_a_missing_optional_package_is_one_line_at_start(tmp_path: Path, module:
     assert len(lines) == 1 and module in lines[0] and f"pip install -r {requirement}" in lines[0]
 
 
+def test_an_unreachable_database_is_one_line_at_start(tmp_path: Path):
+    server = ServerProcess(tmp_path, ["scores"],
+                           database="postgresql:///nowhere?host=/nonexistent-dir")
+    with pytest.raises(RuntimeError):
+        server.start()
+    assert server.proc.returncode == 1
+    lines = server.stderr_path.read_text().strip().splitlines()
+    assert len(lines) == 1 and "cannot start" in lines[0] and "nonexistent-dir" in lines[0]
+
+
 def test_sqlite_needs_neither_package(tmp_path: Path):
     """The default configuration imports neither psycopg nor boto3."""
     shim = tmp_path / "shim"
