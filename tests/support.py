@@ -54,8 +54,9 @@ class PostgresCluster:
     socket only. Run as the ``postgres`` user when the tests run as root (initdb refuses
     root). ``new_database()`` gives each test server an empty database of its own."""
 
-    def __init__(self, fsync: bool = False) -> None:
+    def __init__(self, fsync: bool = False, options: str = "") -> None:
         self.fsync = fsync
+        self.options = options  # more "-c name=value" for the server (the bench's)
         self.bindir = find_postgres_bindir()
         if self.bindir is None:
             raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed "
@@ -93,7 +94,7 @@ class PostgresCluster:
                                             "-c full_page_writes=off ")
         self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
                  "-o", f"-k {self.socket_dir} -c listen_addresses='' {durability}"
-                       "-c max_connections=400", "start")
+                       f"-c max_connections=400 {self.options}", "start")
 
     def stop_server(self, mode: str = "fast") -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
