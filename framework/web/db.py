@@ -235,18 +235,22 @@ class PostgresConnection:
     dialect = "postgresql"
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        psycopg = import_psycopg()
+        self.psycopg = psycopg = import_psycopg()
         self.errors = psycopg.errors
         lock_ms = max(1, int(settings["sqlite_busy_timeout"]))
         statement_ms = max(lock_ms, int(settings["worker_timeout"] * 500))
-        self.raw = psycopg.connect(
-            settings["database"], autocommit=True, connect_timeout=PG_CONNECT_TIMEOUT,
-            options=f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms} "
-                    "-c TimeZone=UTC")
+        self.url = settings["database"]
+        self.options = (f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms} "
+                        "-c TimeZone=UTC")
+        self.raw = self.connect()
         self.idle = psycopg.pq.TransactionStatus.IDLE
         self.in_error = psycopg.pq.TransactionStatus.INERROR
         self.intrans = psycopg.pq.TransactionStatus.INTRANS
         self.queries: dict[str, str] = {}
+
+    def connect(self) -> Any:
+        return self.psycopg.connect(self.url, autocommit=True,
+                                    connect_timeout=PG_CONNECT_TIMEOUT, options=self.options)
 
     @property
     def broken(self) -> bool:
@@ -263,6 +267,23 @@ class PostgresConnection:
         return text
 
     def execute(self, sql: str, params: Any = ()) -> Any:
+        """Run one statement. If the connection turns out to be dead (the server restarted
+        since the last request) on a statement that starts a transaction or reads outside
+        one, connect again and run it once more: nothing of it can have happened, so the
+        request need not fail."""
+        fresh = not self.in_transaction
+        try:
+            return self.run(sql, params)
+        except self.psycopg.OperationalError:
+            first_word = sql.split(None, 1)[0].upper() if sql.strip() else ""
+            if not (fresh and self.broken and first_word in ("BEGIN", "SELECT")):
+                raise
+        log.warning("the database connection was lost; connecting again")
+        self.raw.close()
+        self.raw = self.connect()
+        return self.run(sql, params)
+
+    def run(self, sql: str, params: Any) -> Any:
         cursor = self.raw.cursor()
         try:
             if params:
