@@ -72,7 +72,7 @@ def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
 
 
 def absolute(path: str, base: str) -> str:
-    if path in ("", "-", "off", ":memory:") or os.path.isabs(path):
+    if path in ("", "-", "off", ":memory:") or os.path.isabs(path) or "://" in path:
         return path
     return os.path.normpath(os.path.join(base, path))
 
@@ -99,7 +99,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 1
     except Exception as exc:  # e.g. a database that cannot be opened or migrated
-        print(f"httpd.py: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        detail = " ".join(str(exc).split())  # one line, whatever the driver's message
+        print(f"httpd.py: cannot start: {type(exc).__name__}: {detail}", file=sys.stderr)
         return 1
     try:
         master.bind()

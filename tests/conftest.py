@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 # the repository root, so that tests import framework/, handlers/ and apps/ however pytest runs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from support import running_server
+import support
+from support import PostgresCluster, running_server
 
 SECRET = b"TOP-SECRET-OUTSIDE-THE-ROOT"
 
@@ -75,3 +77,69 @@ def static_server(tmp_path_factory: pytest.TempPathFactory, docroot: Path):
     """A server with no apps over the generated document root, shared by static tests."""
     with running_server(tmp_path_factory.mktemp("static"), [], document_root=docroot) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One PostgreSQL server for the whole session (each test server gets its own
+    database on it). Missing PostgreSQL skips, except under CI=true, where it fails."""
+    try:
+        import psycopg  # noqa: F401 - the tests' own connections need it
+        cluster = PostgresCluster().start()
+    except (ImportError, OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        message = f"PostgreSQL is not available: {exc} {detail.decode(errors='replace')}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest):
+    """Runs a whole app suite once per database backend: while the PostgreSQL run is on,
+    every server the tests start gets a fresh database on the test cluster."""
+    if request.param == "postgresql":
+        support.POSTGRES = request.getfixturevalue("postgres_cluster")
+    try:
+        yield request.param
+    finally:
+        support.POSTGRES = None
+
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory):
+    """moto's standalone S3-compatible server on a loopback port, for the whole session.
+    Missing moto or boto3 skips, except under CI=true, where it fails."""
+    try:
+        import boto3  # noqa: F401 - the server needs it, and so do the tests' checks
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"moto[server] and boto3 are needed: {exc}")
+        pytest.skip(f"moto[server] and boto3 are needed: {exc}")
+    port = support.free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                             "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **support.S3_ENV})
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return support.requests.get(url + "/moto-api/", timeout=1).status_code < 500
+        except support.requests.RequestException:
+            return False
+
+    try:
+        support.wait_for(up, timeout=30)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+

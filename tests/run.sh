@@ -14,5 +14,14 @@ fi
 if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
+# PostgreSQL (the app suites run on it too) and nginx (the cluster test's balancer)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      postgresql nginx >/dev/null
+  else
+    echo "tests/run.sh: postgresql or nginx is missing and cannot be installed here" >&2
+  fi
+fi
 python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 exec python3 -m pytest -q tests "$@"

@@ -1,15 +1,24 @@
-"""Running a real httpd.py for tests: a free port, a temp database, raw-socket helpers."""
+"""Running a real httpd.py for tests: a free port, a temp database, raw-socket helpers.
+
+The database is a temp sqlite file, or, while ``POSTGRES`` is set (the ``backend`` fixture
+of conftest.py does that for the app suites), a fresh database of its own on the test
+PostgreSQL cluster. ``ServerProcess.db()`` and ``snapshot()`` read either.
+"""
 from __future__ import annotations
 
 import contextlib
+import glob
+import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -40,6 +49,135 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PostgresCluster:
+    """A throwaway PostgreSQL server: initdb and pg_ctl in a temp dir, listening on a unix
+    socket only. Run as the ``postgres`` user when the tests run as root (initdb refuses
+    root). ``new_database()`` gives each test server an empty database of its own."""
+
+    def __init__(self, fsync: bool = False, options: str = "") -> None:
+        self.fsync = fsync
+        self.options = options  # more "-c name=value" for the server (the bench's)
+        self.bindir = find_postgres_bindir()
+        if self.bindir is None:
+            raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed "
+                                    "(Debian: apt-get install postgresql)")
+        # directly under /tmp: pytest's own temp dirs are private to root
+        self.dir = Path(tempfile.mkdtemp(prefix="httpd-pg-"))
+        self.data = self.dir / "data"
+        self.socket_dir = self.dir / "sock"
+        self.socket_dir.mkdir()
+        self.log = self.dir / "postgres.log"
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            shutil.chown(self.dir, self.user, self.user)
+            shutil.chown(self.socket_dir, self.user, self.user)
+        self.names = itertools.count(1)
+        self.by_workdir: dict[str, str] = {}
+
+    def run(self, *args: str) -> None:
+        command = [str(Path(self.bindir) / args[0]), *args[1:]]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, cwd=self.dir)
+
+    def start(self) -> PostgresCluster:
+        self.run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                 "--no-locale", "-E", "UTF8", "--no-sync")
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        # durability is not what the tests are about: no fsync keeps them fast (the bench
+        # asks for it)
+        durability = "" if self.fsync else ("-c fsync=off -c synchronous_commit=off "
+                                            "-c full_page_writes=off ")
+        self.run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+                 "-o", f"-k {self.socket_dir} -c listen_addresses='' {durability}"
+                       f"-c max_connections=400 {self.options}", "start")
+
+    def stop_server(self, mode: str = "fast") -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql:///{database}?host={self.socket_dir}&user=postgres"
+
+    def database_for(self, workdir: Path) -> str:
+        """The database of the servers run in ``workdir``: a server started again in the
+        same directory finds its data, as with the sqlite file there."""
+        key = str(Path(workdir).resolve())
+        if key not in self.by_workdir:
+            self.by_workdir[key] = self.new_database()
+        return self.by_workdir[key]
+
+    def new_database(self) -> str:
+        name = f"test{next(self.names)}"
+        with contextlib.closing(pg_connect(self.url())) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+
+def find_postgres_bindir() -> str | None:
+    """Debian's binaries (/usr/lib/postgresql/<version>/bin), else initdb on the PATH."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                        key=lambda p: int(Path(p).parent.parent.name)
+                        if Path(p).parent.parent.name.isdigit() else 0)
+    if candidates:
+        return str(Path(candidates[-1]).parent)
+    found = shutil.which("initdb")
+    return str(Path(found).parent) if found and shutil.which("pg_ctl") else None
+
+
+def pg_connect(url: str) -> Any:
+    import psycopg  # a test dependency, imported only when PostgreSQL tests run
+    return psycopg.connect(url, autocommit=True)
+
+
+# the cluster new ServerProcesses put their database on; None: each gets a sqlite file
+POSTGRES: PostgresCluster | None = None
+
+
+class PgTestConnection:
+    """A psycopg connection for the tests' direct checks, with sqlite3's ``?`` placeholders
+    and ``with conn:`` (every statement commits at once anyway)."""
+
+    def __init__(self, url: str) -> None:
+        self.raw = pg_connect(url)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if params:
+            return self.raw.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+        return self.raw.execute(sql)
+
+    def commit(self) -> None:
+        pass  # autocommit: every statement is committed already
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> PgTestConnection:  # noqa: PYI034 - no typing.Self on Python 3.10
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+# the credentials the tests' S3 server (moto) and its clients use
+S3_ENV = {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret"}
+
+
+def s3_client(endpoint: str) -> Any:
+    import boto3  # a test dependency, imported only when S3 tests run
+    return boto3.session.Session(aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+                                 aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"]).client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
 class ServerProcess:
     """One httpd.py master with its workers, on 127.0.0.1 and a free port."""
 
@@ -52,6 +190,9 @@ class ServerProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.db_path = workdir / "test.sqlite3"
+        if "database" not in settings and POSTGRES is not None:
+            settings["database"] = POSTGRES.database_for(workdir)
+        self.database = settings.get("database", str(self.db_path))
         self.media_root = workdir / "media"
         self.access_log = workdir / "access.log"
         self.stderr_path = workdir / "stderr.log"
@@ -163,15 +304,53 @@ class ServerProcess:
     def connect(self, timeout: float = 5.0) -> RawConnection:
         return RawConnection(self.port, timeout)
 
-    def db(self) -> sqlite3.Connection:
-        """A separate connection to the server's database, for checking what was stored."""
-        return sqlite3.connect(self.db_path, timeout=10)
+    @property
+    def postgres(self) -> bool:
+        return self.database.startswith("postgresql://")
+
+    def db(self) -> Any:
+        """A separate connection to the server's database, for checking what was stored:
+        sqlite3's, or a PgTestConnection with the same ``execute``."""
+        if self.postgres:
+            return PgTestConnection(self.database)
+        return sqlite3.connect(self.database, timeout=10)
 
     def snapshot(self, *tables: str) -> dict[str, list[tuple]]:
-        """Every row of the given tables, for 'nothing changed after a rejected write'."""
+        """Every row of the given tables, for 'nothing changed after a rejected write'.
+        ``sqlite_sequence`` (the ids handed out) has no counterpart on PostgreSQL: there a
+        sequence moves on even when the insert that took a number is rolled back (a gap,
+        never a reused id), so it is left out."""
         with contextlib.closing(self.db()) as conn:
-            return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+            return {t: sorted(conn.execute(self.snapshot_query(t)).fetchall(), key=repr)
                     for t in tables}
+
+    @contextlib.contextmanager
+    def refusing(self, table: str, event: str) -> Iterator[None]:
+        """While the block runs, the database refuses every ``event`` (INSERT, UPDATE...)
+        on ``table`` with an error of its own: a write that fails inside the server."""
+        name = f"refuse_{table}_{event.lower()}"
+        with contextlib.closing(self.db()) as conn:
+            if self.postgres:
+                conn.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                             "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$")
+                conn.execute(f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+                             f"FOR EACH ROW EXECUTE FUNCTION {name}()")
+            else:
+                conn.execute(f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+                             "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(f"DROP TRIGGER {name}" + (f" ON {table}" if self.postgres else ""))
+                if self.postgres:
+                    conn.execute(f"DROP FUNCTION {name}()")
+                conn.commit()
+
+    def snapshot_query(self, table: str) -> str:
+        if table == "sqlite_sequence" and self.postgres:
+            return "SELECT 1 WHERE false"
+        return f"SELECT * FROM {table}"
 
 
 class RawConnection:

@@ -17,6 +17,9 @@ import pytest
 import requests
 from support import ServerProcess, running_server
 
+# the whole suite runs on each database backend (conftest.py: backend)
+pytestmark = pytest.mark.usefixtures("backend")
+
 MiB = 1024 * 1024
 IMAGE_LIMIT = 20 * MiB
 MEME_KEYS = {"id", "title", "description", "created_at", "image_url"}
@@ -24,7 +27,7 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, backend: str):
     with running_server(tmp_path_factory.mktemp("memes"), ["memes"]) as s:
         yield s
 
@@ -335,19 +338,10 @@ def test_a_form_without_boundary_is_400(server):
 
 def test_a_failed_insert_leaves_no_file_behind(server):
     """§D.2: the file is written first; when the row cannot be, the file is removed."""
-    conn = server.db()
-    conn.execute("CREATE TRIGGER refuse_memes BEFORE INSERT ON memes "
-                 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
-    conn.commit()
-    try:
-        with unchanged(server):
-            r = post(server, image=png(11))
-        assert r.status_code == 500
-        assert r.json()["error"]["code"] == "internal_server_error"
-    finally:
-        conn.execute("DROP TRIGGER refuse_memes")
-        conn.commit()
-        conn.close()
+    with server.refusing("memes", "INSERT"), unchanged(server):
+        r = post(server, image=png(11))
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_server_error"
 
 
 def test_concurrent_creates_get_one_row_and_one_file_each(server):
@@ -603,19 +597,10 @@ def test_image_routes_refuse_json(server):
 
 def test_a_failed_replace_keeps_the_old_image_and_leaves_no_new_file(server):
     meme = create(server, seed=27)
-    conn = server.db()
-    conn.execute("CREATE TRIGGER refuse_updates BEFORE UPDATE ON memes "
-                 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
-    conn.commit()
-    try:
-        with unchanged(server):
-            r = send_form(server, "PATCH", f"/memes/{meme['id']}/image",
-                          ("image", "n.png", png(270)))
-        assert r.status_code == 500
-    finally:
-        conn.execute("DROP TRIGGER refuse_updates")
-        conn.commit()
-        conn.close()
+    with server.refusing("memes", "UPDATE"), unchanged(server):
+        r = send_form(server, "PATCH", f"/memes/{meme['id']}/image",
+                      ("image", "n.png", png(270)))
+    assert r.status_code == 500
     assert requests.get(meme["image_url"], timeout=10).content == png(27)
 
 

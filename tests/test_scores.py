@@ -18,6 +18,9 @@ from support import running_server
 
 from apps.scores.validation import score, years_before
 
+# the whole suite runs on each database backend (conftest.py: backend)
+pytestmark = pytest.mark.usefixtures("backend")
+
 TABLES = ("client_interests", "client_scores")
 INT64_MAX = 2 ** 63 - 1
 EMAIL = "stupnikov@otus.ru"
@@ -25,7 +28,7 @@ PHONE = "79175002040"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, backend: str):
     with running_server(tmp_path_factory.mktemp("scores"), ["scores"], workers=4) as s:
         yield s
 

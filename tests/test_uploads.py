@@ -26,6 +26,9 @@ from framework.web.media import MediaStore, safe_name, with_random_suffix
 from framework.web.multipart import FilePart
 from framework.web.sniff import image_size, sniff
 
+# the whole suite runs on each database backend (conftest.py: backend)
+pytestmark = pytest.mark.usefixtures("backend")
+
 MiB = 1024 * 1024
 PNG_3x5 = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (3).to_bytes(4, "big") + (5).to_bytes(4, "big")
            + b"\x08\x02\x00\x00\x00\x00\x00\x00\x00" + b"\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -226,7 +229,7 @@ def all_processed(server: ServerProcess) -> bool:
 
 def statuses(server: ServerProcess) -> list[str]:
     """The status of every file in upload order (readable after the server stopped too)."""
-    with contextlib.closing(sqlite3.connect(server.db_path, timeout=10)) as conn:
+    with contextlib.closing(server.db()) as conn:
         return [row[0] for row in conn.execute("SELECT status FROM files ORDER BY id")]
 
 
@@ -237,7 +240,7 @@ def check_item(item: dict, server: ServerProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, backend: str):
     with running_server(tmp_path_factory.mktemp("uploads"), ["uploads"],
                         upload_poll_interval=0.02) as s:
         yield s

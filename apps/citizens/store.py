@@ -1,18 +1,18 @@
 """The citizens app's SQL: storing imports, patching a citizen two-sidedly, and the reads.
 
 Every function takes the connection and the import id; every query filters by import, which
-is what keeps imports isolated. Citizens are rendered to JSON by SQLite itself
-(``json_object``): on 10,000 citizens that is several times faster than building Python
-dicts and calling json.dumps.
+is what keeps imports isolated. Citizens are rendered to JSON by the database itself
+(sqlite's ``json_object``, PostgreSQL's ``json_build_object``): on 10,000 citizens that is
+several times faster than building Python dicts and calling json.dumps. Those two texts,
+and the JSON array of relative ids, are the only statements that differ per dialect.
 """
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 from typing import Any
 
-from apps.citizens.tables import SCHEMA_V1
-from framework.web.db import split_statements, transaction
+from apps.citizens.tables import SCHEMA
+from framework.web.db import for_update, json_int_array, script_statements, transaction
 from framework.web.validate import timestamp
 
 # relatives ascending; birth_date back from ISO to DD.MM.YYYY
@@ -26,8 +26,23 @@ CITIZEN_JSON = """json_object(
       SELECT r.relative_id FROM relations r
       WHERE r.import_id = c.import_id AND r.citizen_id = c.citizen_id
       ORDER BY r.relative_id))))"""
-ALL_CITIZENS = f"SELECT {CITIZEN_JSON} FROM citizens c WHERE c.import_id = ? ORDER BY c.citizen_id"
-ONE_CITIZEN = f"SELECT {CITIZEN_JSON} FROM citizens c WHERE c.import_id = ? AND c.citizen_id = ?"
+CITIZEN_JSON_POSTGRES = """json_build_object(
+  'citizen_id', c.citizen_id, 'town', c.town, 'street', c.street, 'building', c.building,
+  'apartment', c.apartment, 'name', c.name,
+  'birth_date', substr(c.birth_date, 9, 2) || '.' || substr(c.birth_date, 6, 2) || '.'
+                || substr(c.birth_date, 1, 4),
+  'gender', c.gender,
+  'relatives', (SELECT coalesce(json_agg(r.relative_id ORDER BY r.relative_id), '[]'::json)
+                  FROM relations r
+                 WHERE r.import_id = c.import_id AND r.citizen_id = c.citizen_id))::text"""
+ALL_CITIZENS = {dialect: f"SELECT {json} FROM citizens c WHERE c.import_id = ? "
+                         "ORDER BY c.citizen_id"
+                for dialect, json in (("sqlite", CITIZEN_JSON),
+                                      ("postgresql", CITIZEN_JSON_POSTGRES))}
+ONE_CITIZEN = {dialect: f"SELECT {json} FROM citizens c WHERE c.import_id = ? "
+                        "AND c.citizen_id = ?"
+               for dialect, json in (("sqlite", CITIZEN_JSON),
+                                     ("postgresql", CITIZEN_JSON_POSTGRES))}
 # the columns a PATCH may set; names come from this table, never from the request
 COLUMNS = ("town", "street", "building", "apartment", "name", "birth_date", "gender")
 
@@ -43,14 +58,17 @@ class UnknownRelatives(ValueError):
         super().__init__(f"citizens not in import {import_id}: {', '.join(map(str, ids))}")
 
 
-def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> int:
+def insert_import(conn: Any, citizens: list[dict[str, Any]]) -> int:
     """Store validated citizens and their relations as a new import; one transaction.
 
     The write lock is held for the inserts only (validation happened before), and for as
     short a time as possible: validation has proven that every relative is a citizen of this
     import, so the two foreign-key probes per relation row (a third of the time of a
-    16-million-row import) are skipped, and rows are streamed, never listed in memory.
+    16-million-row import) are skipped on sqlite, and rows are streamed, never listed in
+    memory.
     """
+    if conn.dialect == "postgresql":
+        return insert_validated(conn, citizens)
     conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: set before BEGIN
     try:
         return insert_validated(conn, citizens)
@@ -58,11 +76,11 @@ def insert_import(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> i
         conn.execute("PRAGMA foreign_keys=ON")
 
 
-def insert_validated(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -> int:
+def insert_validated(conn: Any, citizens: list[dict[str, Any]]) -> int:
     with transaction(conn):
         import_id = conn.execute(
-            "INSERT INTO imports (created_at) VALUES (?)",
-            (timestamp(),)).lastrowid
+            "INSERT INTO imports (created_at) VALUES (?) RETURNING import_id",
+            (timestamp(),)).fetchall()[0][0]
         conn.executemany(
             "INSERT INTO citizens (import_id, citizen_id, town, street, building, apartment,"
             " name, birth_date, gender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -75,28 +93,34 @@ def insert_validated(conn: sqlite3.Connection, citizens: list[dict[str, Any]]) -
     return import_id
 
 
-def require_import(conn: sqlite3.Connection, import_id: int) -> None:
+def require_import(conn: Any, import_id: int) -> None:
     if conn.execute("SELECT 1 FROM imports WHERE import_id = ?", (import_id,)).fetchone() is None:
         raise NotFound(f"import {import_id} not found")
 
 
-def citizens_json(conn: sqlite3.Connection, import_id: int) -> bytes:
+def citizens_json(conn: Any, import_id: int) -> bytes:
     """``{"data": [<citizen>, ...]}`` of an import, ordered by citizen_id."""
     with transaction(conn, immediate=False):  # one snapshot for the check and the read
         require_import(conn, import_id)
-        parts = [row[0] for row in conn.execute(ALL_CITIZENS, (import_id,))]
+        parts = [row[0] for row in conn.execute(ALL_CITIZENS[conn.dialect], (import_id,))]
     return ('{"data":[' + ",".join(parts) + "]}").encode("utf-8")
 
 
-def patch_citizen(conn: sqlite3.Connection, import_id: int, citizen_id: int,
+def patch_citizen(conn: Any, import_id: int, citizen_id: int,
                   values: dict[str, Any]) -> bytes:
     """Apply a validated PATCH and return ``{"data": <citizen>}`` as committed; NotFound or
     UnknownRelatives (nothing changed) otherwise.
 
     The write lock is taken before the current relatives are read (BEGIN IMMEDIATE), so two
-    PATCHes of one citizen cannot both start from the same old state.
+    PATCHes of one citizen cannot both start from the same old state. On PostgreSQL the
+    import's row is locked first (``SELECT ... FOR UPDATE``): the PATCHes of one import run
+    one after the other, as on sqlite, so two PATCHes linking or unlinking the same pair
+    from both sides always leave the relation symmetric; other imports are not held up.
     """
     with transaction(conn):
+        if conn.dialect == "postgresql":
+            conn.execute("SELECT 1 FROM imports WHERE import_id = ?" + for_update(conn),
+                         (import_id,)).fetchall()
         row = conn.execute("SELECT 1 FROM citizens WHERE import_id = ? AND citizen_id = ?",
                            (import_id, citizen_id)).fetchone()
         if row is None:
@@ -110,16 +134,16 @@ def patch_citizen(conn: sqlite3.Connection, import_id: int, citizen_id: int,
             conn.execute(f"UPDATE citizens SET {assignments}"
                          " WHERE import_id = ? AND citizen_id = ?",
                          [values[name] for name in columns] + [import_id, citizen_id])
-        citizen = conn.execute(ONE_CITIZEN, (import_id, citizen_id)).fetchone()[0]
+        citizen = conn.execute(ONE_CITIZEN[conn.dialect], (import_id, citizen_id)).fetchone()[0]
     return ('{"data":' + citizen + "}").encode("utf-8")
 
 
-def replace_relatives(conn: sqlite3.Connection, import_id: int, citizen_id: int,
+def replace_relatives(conn: Any, import_id: int, citizen_id: int,
                       new: set[int]) -> None:
     """Make ``new`` the citizen's relatives, updating the other side of every changed link."""
     known = {row[0] for row in conn.execute(
         "SELECT citizen_id FROM citizens WHERE import_id = ?"
-        " AND citizen_id IN (SELECT value FROM json_each(?))",
+        f" AND citizen_id IN ({json_int_array(conn)})",
         (import_id, "[" + ",".join(map(str, new)) + "]"))}
     unknown = new - known
     if unknown:
@@ -145,7 +169,7 @@ def both_directions(import_id: int, citizen_id: int,
     return rows
 
 
-def birthdays(conn: sqlite3.Connection, import_id: int) -> dict[str, list[dict[str, int]]]:
+def birthdays(conn: Any, import_id: int) -> dict[str, list[dict[str, int]]]:
     """Month "1".."12" -> presents each citizen buys for relatives born that month."""
     months: dict[str, list[dict[str, int]]] = {str(month): [] for month in range(1, 13)}
     with transaction(conn, immediate=False):
@@ -162,7 +186,7 @@ def birthdays(conn: sqlite3.Connection, import_id: int) -> dict[str, list[dict[s
     return months
 
 
-def town_ages(conn: sqlite3.Connection, import_id: int, today: date) -> list[tuple[str, int]]:
+def town_ages(conn: Any, import_id: int, today: date) -> list[tuple[str, int]]:
     """(town, age in full years at ``today``) for every citizen, sorted by town.
 
     Age is year difference minus one if this year's birthday is still ahead: comparing the
@@ -172,20 +196,20 @@ def town_ages(conn: sqlite3.Connection, import_id: int, today: date) -> list[tup
         require_import(conn, import_id)
         rows = conn.execute(
             "SELECT town, ? - CAST(substr(birth_date, 1, 4) AS INTEGER)"
-            "             - (substr(birth_date, 6) > ?) AS age"
+            "             - CASE WHEN substr(birth_date, 6) > ? THEN 1 ELSE 0 END AS age"
             " FROM citizens WHERE import_id = ? ORDER BY town",
             (today.year, today.isoformat()[5:], import_id)).fetchall()
     return rows
 
 
-def create_tables(conn: sqlite3.Connection) -> None:
+def create_tables(conn: Any) -> None:
     """Run the schema again; every statement is IF NOT EXISTS, so this is idempotent."""
     with transaction(conn):
-        for statement in split_statements(SCHEMA_V1):
+        for statement in script_statements(conn, SCHEMA[conn.dialect][0]):
             conn.execute(statement)
 
 
-def clear(conn: sqlite3.Connection) -> None:
+def clear(conn: Any) -> None:
     """Delete every import (rows only: AUTOINCREMENT keeps counting, so ids are never reused)."""
     with transaction(conn):
         for table in ("relations", "citizens", "imports"):

@@ -16,6 +16,7 @@ from framework.web.validate import (
     BEAT_EVERY,
     BODY,
     INT64_MAX,
+    NO_NUL,
     NOT_A_STRING,
     NOT_AN_OBJECT,
     FieldError,
@@ -53,6 +54,8 @@ def check_place(value: Any) -> str:
     """town, street, building: 1..256 characters, at least one a letter or digit."""
     if type(value) is not str:
         raise FieldError(NOT_A_STRING)
+    if "\x00" in value:
+        raise FieldError(NO_NUL)
     if len(value) > MAX_STRING:
         raise FieldError(too_long(MAX_STRING))
     if LETTER_OR_DIGIT.search(value) is None:
@@ -65,6 +68,8 @@ def check_name(value: Any) -> str:
         raise FieldError(NOT_A_STRING)
     if not value:
         raise FieldError("must not be empty")
+    if "\x00" in value:
+        raise FieldError(NO_NUL)
     if len(value) > MAX_STRING:
         raise FieldError(too_long(MAX_STRING))
     return value

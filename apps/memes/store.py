@@ -2,39 +2,40 @@
 so that a failure never leaves a row without its image."""
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
-from framework.web.db import transaction
+from framework.web.db import for_update, transaction
 from framework.web.validate import timestamp
 
 COLUMNS = "id, title, description, created_at, image_key"
 UPDATABLE = frozenset({"title", "description", "image_key", "image_mime"})
 
 
-def get(conn: sqlite3.Connection, meme_id: int) -> tuple | None:
+def get(conn: Any, meme_id: int) -> tuple | None:
     return conn.execute(f"SELECT {COLUMNS} FROM memes WHERE id = ?", (meme_id,)).fetchone()
 
 
-def count(conn: sqlite3.Connection) -> int:
+def count(conn: Any) -> int:
     return conn.execute("SELECT count(*) FROM memes").fetchone()[0]
 
 
-def newest(conn: sqlite3.Connection, limit: int, offset: int) -> list[tuple]:
+def newest(conn: Any, limit: int, offset: int) -> list[tuple]:
     return conn.execute(f"SELECT {COLUMNS} FROM memes ORDER BY created_at DESC, id DESC "
                         "LIMIT ? OFFSET ?", (limit, offset)).fetchall()
 
 
-def insert(conn: sqlite3.Connection, title: str, description: str, image_key: str,
+def insert(conn: Any, title: str, description: str, image_key: str,
            image_mime: str) -> tuple:
     now = timestamp()
     with transaction(conn):
-        cur = conn.execute("INSERT INTO memes (title, description, image_key, image_mime, "
-                           "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                           (title, description, image_key, image_mime, now, now))
-        return (cur.lastrowid, title, description, now, image_key)
+        meme_id = conn.execute("INSERT INTO memes (title, description, image_key, image_mime, "
+                               "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                               (title, description, image_key, image_mime, now,
+                                now)).fetchall()[0][0]
+        return (meme_id, title, description, now, image_key)
 
 
-def update(conn: sqlite3.Connection, meme_id: int,
+def update(conn: Any, meme_id: int,
            values: dict[str, str]) -> tuple[tuple, str] | None:
     """Set some of a meme's columns: (the updated row, the image key it had before), or
     None if there is no such meme."""
@@ -43,7 +44,8 @@ def update(conn: sqlite3.Connection, meme_id: int,
     names = sorted(values)
     assignments = "".join(f"{name} = ?, " for name in names)
     with transaction(conn):
-        before = conn.execute("SELECT image_key FROM memes WHERE id = ?", (meme_id,)).fetchone()
+        before = conn.execute("SELECT image_key FROM memes WHERE id = ?" + for_update(conn),
+                              (meme_id,)).fetchone()
         if before is None:
             return None
         conn.execute(f"UPDATE memes SET {assignments}updated_at = ? WHERE id = ?",
@@ -51,7 +53,7 @@ def update(conn: sqlite3.Connection, meme_id: int,
         return get(conn, meme_id), before[0]
 
 
-def delete(conn: sqlite3.Connection, meme_id: int) -> str | None:
+def delete(conn: Any, meme_id: int) -> str | None:
     """Delete a meme's row; its image key, or None if there was no such meme."""
     with transaction(conn):
         # fetchall: a RETURNING statement must finish before the COMMIT
@@ -60,6 +62,6 @@ def delete(conn: sqlite3.Connection, meme_id: int) -> str | None:
     return rows[0][0] if rows else None
 
 
-def image_keys(conn: sqlite3.Connection) -> set[str]:
+def image_keys(conn: Any) -> set[str]:
     return {key for (key,) in conn.execute("SELECT image_key FROM memes")}
 

@@ -1,15 +1,15 @@
 """All SQL of the sales app: parameterized statements, one function per use.
 
 Functions that write take the connection and open their own IMMEDIATE transaction, except
-``wipe`` and ``fill_demo``, which the admin helpers combine into one.
+``wipe`` and ``fill_demo``, which the admin helpers combine into one. Every statement is
+shared by sqlite and PostgreSQL but for the id sequences (``restart_ids``, ``reserve_ids``).
 """
 from __future__ import annotations
 
 import random
-import sqlite3
 from typing import Any
 
-from framework.web.db import transaction
+from framework.web.db import IntegrityError, transaction
 
 DEMO_ITEMS = 50
 DEMO_STORES = 50
@@ -17,26 +17,27 @@ DEMO_SALES_PER_MONTH = 300
 DEMO_PRICES = (100, 10000)
 
 
-def list_items(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def list_items(conn: Any) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT id, name, price FROM item ORDER BY id")
     return [{"id": i, "name": name, "price": price} for i, name, price in rows]
 
 
-def list_stores(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def list_stores(conn: Any) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT id, address FROM store ORDER BY id")
     return [{"id": i, "address": address} for i, address in rows]
 
 
-def insert_item(conn: sqlite3.Connection, name: str, price: int) -> dict[str, Any]:
+def insert_item(conn: Any, name: str, price: int) -> dict[str, Any]:
     with transaction(conn):
-        item_id = conn.execute("INSERT INTO item (name, price) VALUES (?, ?)",
-                               (name, price)).lastrowid
+        item_id = conn.execute("INSERT INTO item (name, price) VALUES (?, ?) RETURNING id",
+                               (name, price)).fetchall()[0][0]
     return {"id": item_id, "name": name, "price": price}
 
 
-def insert_store(conn: sqlite3.Connection, address: str) -> dict[str, Any]:
+def insert_store(conn: Any, address: str) -> dict[str, Any]:
     with transaction(conn):
-        store_id = conn.execute("INSERT INTO store (address) VALUES (?)", (address,)).lastrowid
+        store_id = conn.execute("INSERT INTO store (address) VALUES (?) RETURNING id",
+                                (address,)).fetchall()[0][0]
     return {"id": store_id, "address": address}
 
 
@@ -48,28 +49,30 @@ class UnknownReference(LookupError):
         self.names = names
 
 
-def insert_sale(conn: sqlite3.Connection, item_id: int, store_id: int,
+def insert_sale(conn: Any, item_id: int, store_id: int,
                 sale_time: str) -> dict[str, Any]:
     """Store one sale and return it; UnknownReference if the item or the store is unknown.
 
-    One statement in one short IMMEDIATE transaction (the rollup trigger runs inside it).
-    The happy path does no existence check of its own: the constraints do it, and only a
-    refused insert pays for finding out which id was unknown.
+    One statement in one short IMMEDIATE transaction (the rollup trigger runs inside it,
+    on PostgreSQL too, where its upserts lock the rollup rows they add to, so concurrent
+    sales from any number of instances add up exactly). The happy path does no existence
+    check of its own: the constraints do it, and only a refused insert pays for finding
+    out, after the rollback, which id was unknown.
     """
-    with transaction(conn):
-        try:
+    try:
+        with transaction(conn):
             sale_id = conn.execute(
-                "INSERT INTO sales (sale_time, item_id, store_id) VALUES (?, ?, ?)",
-                (sale_time, item_id, store_id)).lastrowid
-        except sqlite3.IntegrityError:
-            missing = missing_references(conn, item_id, store_id)
-            if not missing:
-                raise
-            raise UnknownReference(missing) from None
+                "INSERT INTO sales (sale_time, item_id, store_id) VALUES (?, ?, ?) RETURNING id",
+                (sale_time, item_id, store_id)).fetchall()[0][0]
+    except IntegrityError:
+        missing = missing_references(conn, item_id, store_id)
+        if not missing:
+            raise
+        raise UnknownReference(missing) from None
     return {"id": sale_id, "sale_time": sale_time, "item_id": item_id, "store_id": store_id}
 
 
-def missing_references(conn: sqlite3.Connection, item_id: int, store_id: int) -> list[str]:
+def missing_references(conn: Any, item_id: int, store_id: int) -> list[str]:
     """The names of the ids, ``item_id`` and/or ``store_id``, that no row has."""
     item_found, store_found = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM item WHERE id = ?),"
@@ -106,26 +109,26 @@ def month_key(year: int, month: int) -> str:
     return f"{year:04d}-{month:02d}"
 
 
-def top_stores(conn: sqlite3.Connection, year: int, month: int,
+def top_stores(conn: Any, year: int, month: int,
                cnt: int) -> list[dict[str, Any]]:
     """Stores by income in the half-open UTC month, highest first, ties by id."""
     rows = conn.execute(TOP_STORES, (month_key(year, month), cnt))
     return [{"id": i, "address": address, "income": income} for i, address, income in rows]
 
 
-def top_items(conn: sqlite3.Connection, cnt: int) -> list[dict[str, Any]]:
+def top_items(conn: Any, cnt: int) -> list[dict[str, Any]]:
     """Items by number of sales over all time, highest first, ties by id."""
     rows = conn.execute(TOP_ITEMS, (cnt,))
     return [{"id": i, "name": name, "sales_amount": amount} for i, name, amount in rows]
 
 
-def clear(conn: sqlite3.Connection) -> None:
+def clear(conn: Any) -> None:
     """Delete every item, store and sale in one transaction; ids are never reused."""
     with transaction(conn):
         wipe(conn)
 
 
-def replace_with_demo(conn: sqlite3.Connection, rng: random.Random,
+def replace_with_demo(conn: Any, rng: random.Random,
                       year: int) -> dict[str, int]:
     """In one transaction: delete everything, restart the ids at 1 and fill the demo set."""
     with transaction(conn):
@@ -134,25 +137,28 @@ def replace_with_demo(conn: sqlite3.Connection, rng: random.Random,
         return fill_demo(conn, rng, year)
 
 
-def wipe(conn: sqlite3.Connection) -> None:
+def wipe(conn: Any) -> None:
     """Delete every row of the app (in the caller's transaction); ids are never reused."""
     for table in ("item_sales", "store_month_income", "sales", "item", "store"):
         conn.execute(f"DELETE FROM {table}")  # a fixed name from the tuple above, not input
 
 
-def restart_ids(conn: sqlite3.Connection) -> None:
-    """Make AUTOINCREMENT start again at 1 (in the caller's transaction, after ``wipe``), as
+def restart_ids(conn: Any) -> None:
+    """Make the ids start again at 1 (in the caller's transaction, after ``wipe``), as
     dropping and re-creating the tables would."""
-    conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('item', 'store', 'sales')")
+    if conn.dialect == "postgresql":
+        for table in ("item", "store", "sales"):  # fixed names, not input
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN id RESTART WITH 1")
+    else:
+        conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('item', 'store', 'sales')")
 
 
-def fill_demo(conn: sqlite3.Connection, rng: random.Random, year: int) -> dict[str, int]:
+def fill_demo(conn: Any, rng: random.Random, year: int) -> dict[str, int]:
     """The demo data (in the caller's transaction): 50 stores, 50 items priced
     100..10000, and 300 sales in each month of ``year``, on day 1..28 at 00:00 UTC, of a
     random item in a random store. Names carry the row's id (``item-7`` is item 7)."""
-    first_store, first_item = next_id(conn, "store"), next_id(conn, "item")
-    store_ids = range(first_store, first_store + DEMO_STORES)
-    item_ids = range(first_item, first_item + DEMO_ITEMS)
+    store_ids = reserve_ids(conn, "store", DEMO_STORES)
+    item_ids = reserve_ids(conn, "item", DEMO_ITEMS)
     conn.executemany("INSERT INTO store (id, address) VALUES (?, ?)",
                      [(i, f"store-{i}") for i in store_ids])
     conn.executemany("INSERT INTO item (id, name, price) VALUES (?, ?, ?)",
@@ -164,7 +170,14 @@ def fill_demo(conn: sqlite3.Connection, rng: random.Random, year: int) -> dict[s
     return {"items": DEMO_ITEMS, "stores": DEMO_STORES, "sales": len(sales)}
 
 
-def next_id(conn: sqlite3.Connection, table: str) -> int:
-    """The id AUTOINCREMENT would give the next row of ``table`` (past every id ever used)."""
+def reserve_ids(conn: Any, table: str, count: int) -> list[int]:
+    """``count`` new ids of ``table``, past every id ever used, for rows inserted with
+    explicit ids in the caller's transaction: on sqlite the next ones AUTOINCREMENT would
+    give (the inserts move its counter on), on PostgreSQL taken from the identity sequence."""
+    if conn.dialect == "postgresql":
+        rows = conn.execute("SELECT nextval(pg_get_serial_sequence(?, 'id'))"
+                            " FROM generate_series(1, ?)", (table, count)).fetchall()
+        return [row[0] for row in rows]
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-    return (row[0] if row else 0) + 1
+    first = (row[0] if row else 0) + 1
+    return list(range(first, first + count))

@@ -6,10 +6,9 @@ constants, never from a request; every value goes through a ``?`` placeholder.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-from framework.web.db import transaction
+from framework.web.db import JSON_INT_ARRAY, transaction
 from framework.web.validate import timestamp
 
 Row = tuple[Any, ...]
@@ -20,13 +19,16 @@ class Table:
 
     def __init__(self, table: str, columns: tuple[str, ...]) -> None:
         names = ", ".join(("client_id", *columns))
-        in_filter = "client_id IN (SELECT value FROM json_each(?))"  # ? = JSON array of ids
+        # ? = JSON array of ids; the subquery's text is the one statement per dialect
+        in_filter = "client_id IN ({ids})"
         self.one = f"SELECT {names} FROM {table} WHERE client_id = ?"
         self.count_all = f"SELECT count(*) FROM {table}"
-        self.count_filtered = f"{self.count_all} WHERE {in_filter}"
+        self.count_filtered = {dialect: f"{self.count_all} WHERE {in_filter}".format(ids=ids)
+                               for dialect, ids in JSON_INT_ARRAY.items()}
         self.page_all = f"SELECT {names} FROM {table} ORDER BY client_id LIMIT ? OFFSET ?"
-        self.page_filtered = (f"SELECT {names} FROM {table} WHERE {in_filter} "
-                              "ORDER BY client_id LIMIT ? OFFSET ?")
+        self.page_filtered = {dialect: (f"SELECT {names} FROM {table} WHERE {in_filter} "
+                                        "ORDER BY client_id LIMIT ? OFFSET ?").format(ids=ids)
+                              for dialect, ids in JSON_INT_ARRAY.items()}
         self.insert_row = (f"INSERT INTO {table} ({names}, updated_at) "
                            f"VALUES ({', '.join('?' * (len(columns) + 2))}) "
                            "ON CONFLICT (client_id) DO NOTHING")
@@ -34,34 +36,34 @@ class Table:
                            "updated_at = ? WHERE client_id = ?")
         self.delete_row = f"DELETE FROM {table} WHERE client_id = ?"
 
-    def count(self, conn: sqlite3.Connection, client_ids: list[int] | None) -> int:
+    def count(self, conn: Any, client_ids: list[int] | None) -> int:
         """How many rows, of every client or of ``client_ids`` only."""
         if client_ids is None:
             return conn.execute(self.count_all).fetchone()[0]
-        return conn.execute(self.count_filtered, (json.dumps(client_ids),)).fetchone()[0]
+        return conn.execute(self.count_filtered[conn.dialect], (json.dumps(client_ids),)).fetchone()[0]
 
-    def page(self, conn: sqlite3.Connection, client_ids: list[int] | None, limit: int,
+    def page(self, conn: Any, client_ids: list[int] | None, limit: int,
              offset: int) -> list[Row]:
         """Rows by client_id, of every client or of ``client_ids`` only."""
         if client_ids is None:
             return conn.execute(self.page_all, (limit, offset)).fetchall()
-        return conn.execute(self.page_filtered,
+        return conn.execute(self.page_filtered[conn.dialect],
                             (json.dumps(client_ids), limit, offset)).fetchall()
 
-    def get(self, conn: sqlite3.Connection, client_id: int) -> Row | None:
+    def get(self, conn: Any, client_id: int) -> Row | None:
         return conn.execute(self.one, (client_id,)).fetchone()
 
-    def insert(self, conn: sqlite3.Connection, client_id: int, values: Row) -> bool:
+    def insert(self, conn: Any, client_id: int, values: Row) -> bool:
         """Add the row; False (nothing written) if the client has one already."""
         with transaction(conn):
             return conn.execute(self.insert_row, (client_id, *values, timestamp())).rowcount > 0
 
-    def update(self, conn: sqlite3.Connection, client_id: int, values: Row) -> bool:
+    def update(self, conn: Any, client_id: int, values: Row) -> bool:
         """Replace the row's values; False if the client has none."""
         with transaction(conn):
             return conn.execute(self.update_row, (*values, timestamp(), client_id)).rowcount > 0
 
-    def delete(self, conn: sqlite3.Connection, client_id: int) -> bool:
+    def delete(self, conn: Any, client_id: int) -> bool:
         """Delete the row; False if the client has none."""
         with transaction(conn):
             return conn.execute(self.delete_row, (client_id,)).rowcount > 0

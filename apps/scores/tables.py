@@ -16,4 +16,20 @@ CREATE TABLE client_scores (
 );
 """
 
-SCHEMA = [SCHEMA_V1]
+POSTGRES_V1 = """
+CREATE TABLE client_interests (
+  client_id  BIGINT PRIMARY KEY CHECK (client_id >= 0),
+  interests  TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE client_scores (
+  client_id  BIGINT PRIMARY KEY CHECK (client_id >= 0),
+  phone TEXT, email TEXT, first_name TEXT, last_name TEXT,
+  birthday   TEXT,
+  gender     BIGINT CHECK (gender IN (0, 1, 2)),
+  score      DOUBLE PRECISION NOT NULL,
+  updated_at TEXT NOT NULL
+);
+"""
+
+SCHEMA = {"sqlite": [SCHEMA_V1], "postgresql": [POSTGRES_V1]}

@@ -13,6 +13,7 @@ from typing import Any
 
 from framework.web.validate import (
     BODY,
+    NO_NUL,
     NOT_A_STRING,
     FieldError,
     FieldErrors,
@@ -124,6 +125,9 @@ def checked_phone(value: Any, errors: FieldErrors) -> str | None:
 
 
 def checked_email(value: Any, errors: FieldErrors) -> str | None:
+    if isinstance(value, str) and "\x00" in value:
+        errors.add("email", NO_NUL)
+        return None
     if isinstance(value, str) and "@" in value and len(value) <= MAX_TEXT_LENGTH:
         return value
     errors.add("email", f"must be a string containing '@', at most {MAX_TEXT_LENGTH} characters")
@@ -134,6 +138,8 @@ def checked_name(name: str) -> Any:
     def check(value: Any, errors: FieldErrors) -> str | None:
         if type(value) is not str:
             errors.add(name, NOT_A_STRING)
+        elif "\x00" in value:
+            errors.add(name, NO_NUL)
         elif len(value) > MAX_TEXT_LENGTH:
             errors.add(name, too_long(MAX_TEXT_LENGTH))
         else:

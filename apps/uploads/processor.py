@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import time
 from typing import Any
 
 from apps.uploads import store
@@ -26,6 +27,7 @@ log = logging.getLogger("httpd.uploads")
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 READ_SIZE = 1024 * 1024
+RECOVER_EVERY = 2.0  # seconds between idle looks for claims of dead sessions (PostgreSQL)
 PROCESS_NAME = b"uploads-proc"  # what ps and top show for this process
 
 
@@ -36,7 +38,7 @@ def run_processor(settings: dict[str, Any]) -> None:
 
 class Processor:
     def __init__(self, settings: dict[str, Any]) -> None:
-        self.conn = db.connection(settings)
+        self.settings = settings
         self.store = media.media_store(settings)
         self.poll_interval = settings["upload_poll_interval"]
         self.delay = settings["upload_processing_delay"]
@@ -45,12 +47,16 @@ class Processor:
     def run(self) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         name_process(PROCESS_NAME)
-        recovered = store.recover(self.conn, self.max_attempts)
-        if recovered:
-            log.info("uploads processor: %d interrupted file(s) back in the queue", recovered)
+        self.recover()
+        recovered_at = time.monotonic()
         while True:
             claimed = store.claim(self.conn)
             if claimed is None:
+                # with PostgreSQL other instances' processors may die mid-job at any time
+                if (self.conn.dialect == "postgresql"
+                        and time.monotonic() - recovered_at > RECOVER_EVERY):
+                    self.recover()
+                    recovered_at = time.monotonic()
                 if self.stop_requested(self.poll_interval):
                     return
                 continue
@@ -61,6 +67,15 @@ class Processor:
             if self.stop_requested(0):
                 return
 
+    @property
+    def conn(self) -> Any:
+        return db.connection(self.settings)  # opened again if a PostgreSQL connection broke
+
+    def recover(self) -> None:
+        recovered = store.recover(self.conn, self.max_attempts)
+        if recovered:
+            log.info("uploads processor: %d interrupted file(s) back in the queue", recovered)
+
     @staticmethod
     def stop_requested(timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for TERM/INT; True if one came (now or earlier)."""
@@ -68,7 +83,8 @@ class Processor:
 
     def process(self, claimed: store.Claimed) -> None:
         try:
-            size, digest, mime, meta = inspect(self.store.path(claimed.rel_path))
+            with self.store.local_copy(claimed.rel_path) as path:  # S3: downloaded
+                size, digest, mime, meta = inspect(path)
         except (OSError, ValueError) as exc:
             status = store.fail(self.conn, claimed.id, self.max_attempts)
             log.warning("uploads processor: %s (attempt %d) failed: %s; now %s",

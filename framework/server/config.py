@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -119,13 +120,28 @@ CORE_SETTINGS: Schema = {
                                     "the built-in table"),
     "apps": Setting(["scores", "memes", "citizens", "uploads", "sales"], list,
                     "app packages under apps/ to mount"),
-    "database": Setting("var/httpd.sqlite3", str, "sqlite database file", path=True),
+    "database": Setting("var/httpd.sqlite3", str, "sqlite database file, or a PostgreSQL URL "
+                                                  "(postgresql://USER@HOST:PORT/DB, "
+                                                  "postgresql:///DB?host=/run/postgresql; "
+                                                  "needs framework/web/requirements-postgres.txt)",
+                        path=True),
     "sqlite_synchronous": Setting("NORMAL", str, "PRAGMA synchronous",
                                   choices=("OFF", "NORMAL", "FULL", "EXTRA")),
     "sqlite_busy_timeout": Setting(10000, int, "PRAGMA busy_timeout in milliseconds; a write "
                                                "waiting longer is answered 503"),
     "media_root": Setting("var/media", str, "directory for uploaded media, outside "
                                             "document_root", path=True),
+    "media_store": Setting("local", str, "where media files live: \"local\" (under "
+                                         "media_root) or \"s3://BUCKET/PREFIX\" (S3 or a "
+                                         "compatible store; needs framework/web/requirements-s3.txt; "
+                                         "credentials from AWS_ACCESS_KEY_ID and "
+                                         "AWS_SECRET_ACCESS_KEY)"),
+    "s3_endpoint_url": Setting("", str, "S3 endpoint for MinIO and other compatibles "
+                                        "(http://HOST:PORT); empty: AWS"),
+    "s3_region": Setting("us-east-1", str, "S3 region"),
+    "s3_presign_seconds": Setting(0, int, "answer media GETs with a 302 to an S3 URL "
+                                          "presigned for this many seconds; 0 streams them "
+                                          "through the server"),
     "admin_token": Setting("", str, "bearer token enabling admin helpers; empty disables them"),
     "page_size": Setting(10, int, "default page size of paginated lists"),
     "max_page_size": Setting(100, int, "largest page_size a client may ask for"),
@@ -339,6 +355,11 @@ def validate(s: dict[str, Any], schema: Schema = CORE_SETTINGS) -> None:
                           f"got {script!r}")
     if not s["document_root"] and not s["wsgi_app"]:
         raise ConfigError("document_root may be empty only when a wsgi_app is hosted")
+    store = s["media_store"]
+    if store != "local" and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?",
+                                             store):
+        raise ConfigError(f"media_store must be \"local\" or \"s3://BUCKET/PREFIX\", "
+                          f"got {store!r}")
     validate_static(s)
     validate_listening(s)
 

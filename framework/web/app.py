@@ -23,7 +23,6 @@ import io
 import json
 import math
 import re
-import sqlite3
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -78,7 +77,8 @@ class ApiRequest:
         return values[-1] if values else default
 
     @property
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> Any:
+        """This worker's connection: sqlite3's, or db.PostgresConnection (same methods)."""
         return db.connection(self.settings)
 
     def json(self) -> Any:
@@ -187,11 +187,15 @@ def created(data: Any, location: str) -> Response:
 class App:
     """An app's routes, schema migrations, background services and start-up hooks.
 
+    ``schema`` is a list of migration scripts, or one list per dialect ({"sqlite": [...],
+    "postgresql": [...]}, see db.migrate).
+
     ``claims`` lists path prefixes the app owns beyond those its patterns imply (see
     ``Router.claim``): an unmatched path under them is a JSON 404, not a static lookup.
     """
 
-    def __init__(self, name: str, schema: list[str] | None = None, title: str = "",
+    def __init__(self, name: str, schema: list[str] | dict[str, list[str]] | None = None,
+                 title: str = "",
                  claims: list[str] | None = None) -> None:
         self.name = name
         self.title = title or name

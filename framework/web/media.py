@@ -11,6 +11,9 @@ name (``os.link`` fails instead of replacing, which makes name collisions race-f
 workers), the directory is fsynced, and only then is the caller's ``record`` run to insert the
 row; if that fails, the file is unlinked.
 
+With ``media_store = "s3://BUCKET/PREFIX"`` the files are objects in S3 instead (s3.py, the
+same interface; boto3 is imported only then); the spool stays local.
+
 Serving reuses ``StaticFiles`` (path safety, ETag, Range, HEAD) pointed at ``media_root``;
 ``MediaFiles`` types each file by its content and adds ``X-Content-Type-Options: nosniff``,
 and ``Content-Disposition: attachment`` for anything but raster images and plain text, so an
@@ -23,7 +26,8 @@ import re
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from framework.server.config import ConfigError
@@ -158,6 +162,11 @@ class MediaStore:
             raise ValueError(f"invalid media path {rel_path!r}")
         return os.path.join(self.root, parts[0], parts[1])
 
+    @contextmanager
+    def local_copy(self, rel_path: str) -> Iterator[str]:
+        """A local file with the stored content, for readers that need one (the file itself)."""
+        yield self.path(rel_path)
+
     def remove(self, rel_path: str) -> bool:
         """Delete a stored file; False if it was already gone."""
         try:
@@ -180,11 +189,17 @@ _stores: dict[str, MediaStore] = {}
 
 
 def media_store(settings: dict[str, Any]) -> MediaStore:
-    """This process's store for ``settings["media_root"]``."""
+    """This process's store for ``settings["media_root"]`` (and ``media_store``)."""
+    location = settings.get("media_store", "local")
     root = settings["media_root"]
-    store = _stores.get(root)
+    store = _stores.get(location + "\0" + root)
     if store is None:
-        store = _stores[root] = MediaStore(root)
+        if location == "local":
+            store = MediaStore(root)
+        else:
+            from framework.web.s3 import S3MediaStore  # boto3 only when configured
+            store = S3MediaStore(settings)
+        _stores[location + "\0" + root] = store
     return store
 
 
@@ -226,7 +241,11 @@ def served_type(mime: str) -> str:
 
 def serving_fields(head: bytes) -> list[tuple[str, str]]:
     """Content-Type, nosniff, and ``attachment`` unless a raster image or plain text."""
-    mime = sniff(head).mime
+    return mime_fields(sniff(head).mime)
+
+
+def mime_fields(mime: str) -> list[tuple[str, str]]:
+    """The fields of ``serving_fields`` for a type sniffed before (stored with an object)."""
     fields = [("Content-Type", served_type(mime)), ("X-Content-Type-Options", "nosniff")]
     if mime not in INLINE_TYPES:
         fields.append(("Content-Disposition", "attachment"))
@@ -238,6 +257,9 @@ _servers: dict[str, MediaFiles] = {}
 
 def serve_media(req: ApiRequest, rel_path: str) -> Response:
     """Answer GET/HEAD for a stored file; errors in the JSON envelope, no directory views."""
+    store = media_store(req.settings)
+    if hasattr(store, "answer"):  # S3: streamed from the bucket, or a presigned redirect
+        return envelope_errors(store.answer(req.method, rel_path, req.headers))
     root = req.settings["media_root"]
     server = _servers.get(root)
     if server is None:
@@ -250,6 +272,10 @@ def serve_media(req: ApiRequest, rel_path: str) -> Response:
     response = server.handle(req.method, "/" + percent_encode(rel_path), "", req.headers)
     if response.status == 301:  # a directory: the store lists nothing
         raise ApiError(404, "no such file")
+    return envelope_errors(response)
+
+
+def envelope_errors(response: Response) -> Response:
     if response.status >= 400:
         fields = [f for f in response.headers if f[0] != "Content-Type"]
         return error_response(response.status, REASONS.get(response.status, "error"), None,

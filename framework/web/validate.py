@@ -22,7 +22,7 @@ from framework.server.heartbeat import beat
 from framework.web.errors import ApiError
 
 __all__ = [
-    "BEAT_EVERY", "BODY", "DMY_DATE", "INT64_MAX", "NOT_AN_OBJECT", "NOT_A_STRING", "NOT_NULL",
+    "BEAT_EVERY", "BODY", "DMY_DATE", "INT64_MAX", "NOT_AN_OBJECT", "NOT_A_STRING", "NOT_NULL", "NO_NUL",
     "READ_ONLY", "REQUIRED", "UNKNOWN", "WHITESPACE", "FieldError", "FieldErrors",
     "at_least_one", "beat", "bounded", "check_dmy", "check_int", "check_keys", "check_text",
     "int_query", "integer_range", "json_object", "length_range", "now_utc", "parse_dmy",
@@ -42,6 +42,9 @@ REQUIRED = "this field is required"
 UNKNOWN = "unknown field"
 READ_ONLY = "is read-only"
 NOT_NULL = "must not be null"
+# PostgreSQL's text cannot hold NUL, and sqlite's length() stops at it: every stored text
+# refuses it, on both backends alike
+NO_NUL = "must not contain NUL characters"
 NOT_AN_OBJECT = "must be an object"
 NOT_A_STRING = "must be a string"
 WHITESPACE = "must not be empty or only whitespace"
@@ -172,6 +175,8 @@ def check_text(value: Any, most: int, fewest: int = 1) -> str:
     """
     if type(value) is not str:
         raise FieldError(NOT_A_STRING)
+    if "\x00" in value:
+        raise FieldError(NO_NUL)
     if not value.strip():
         raise FieldError(WHITESPACE)
     if not fewest <= len(value) <= most:
