@@ -35,6 +35,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-c", "--config", help="JSON config file (default: server_config.json)")
     p.add_argument("--print-config", action="store_true",
                    help="print the effective configuration as JSON and exit")
+    p.add_argument("-t", "--check-config", action="store_true",
+                   help="check the configuration (keys, paths, user, apps) without binding; "
+                        "exit 0, or 2 with one line")
     p.add_argument("--version", action="version", version=f"httpd.py {__version__}")
     config.add_flags(p, {**config.CORE_SETTINGS, **every_app_setting()})
     return p.parse_args(argv)
@@ -54,7 +57,7 @@ def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
     file_values = config.read_file(path) if path else {}
     base = os.path.dirname(os.path.abspath(path)) if path else HERE
     flags = {key: value for key, value in vars(args).items()
-             if key not in ("config", "print_config") and value is not None}
+             if key not in ("config", "print_config", "check_config") and value is not None}
     for key in config.PATH_KEYS:
         if isinstance(file_values.get(key), str):
             file_values[key] = absolute(file_values[key], base)
@@ -76,9 +79,39 @@ def absolute(path: str, base: str) -> str:
     return os.path.normpath(os.path.join(base, path))
 
 
+def check_config(settings: dict[str, Any]) -> None:
+    """--check-config: what a start would check, and the apps load; nothing is bound or
+    written (beyond opening the log files for append)."""
+    config.check_user_can_write(settings)
+    if settings["wsgi_app"]:
+        from handlers.wsgi import load_app
+
+        load_app(settings["wsgi_app"])  # any failure is a one-line ConfigError
+
+
+def reload_plan(args: argparse.Namespace) -> Any:
+    """HUP: the settings read anew and the app code imported anew (apps/, handlers/ and
+    framework/web/; the server core itself changes only with USR2)."""
+    from framework.server.master import acting_as
+
+    settings = load_settings(args)
+    config.check_user_can_write(settings)
+    for name in [n for n in sys.modules if n.split(".")[0] in ("apps", "handlers")
+                 or n.startswith("framework.web")]:
+        del sys.modules[name]
+    if settings["wsgi_app"]:
+        module = settings["wsgi_app"].partition(":")[0]
+        for name in [n for n in sys.modules if n == module or n.startswith(module + ".")]:
+            del sys.modules[name]
+    from handlers import build_plan
+
+    with acting_as(settings):
+        return build_plan(settings)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    from framework.server.master import Master
+    from framework.server.master import Master, acting_as, inherited_sockets
     from handlers import build_plan
 
     try:
@@ -86,9 +119,17 @@ def main(argv: list[str]) -> int:
         if args.print_config:
             print(json.dumps(settings, indent=2, sort_keys=True))
             return 0
-        setup_error_log(settings["log_level"])
-        plan = build_plan(settings)
-        master = Master(plan, lambda: build_plan(load_settings(args)))
+        if args.check_config:
+            check_config(settings)
+            print(f"httpd.py: configuration OK ({args.config or DEFAULT_CONFIG})")
+            return 0
+        config.check_user_can_write(settings)
+        if settings["umask"]:
+            os.umask(config.umask_value(settings["umask"]))
+        setup_error_log(settings["log_level"], settings["error_log"])
+        with acting_as(settings):
+            plan = build_plan(settings)
+        master = Master(plan, lambda: reload_plan(args))
     except config.ConfigError as exc:
         print(f"httpd.py: {exc}", file=sys.stderr)
         return 2
@@ -100,6 +141,10 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # e.g. a database that cannot be opened or migrated
         print(f"httpd.py: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    inherited = inherited_sockets(os.environ)  # started by USR2 from a previous generation
+    if inherited:
+        master.adopt(inherited)
+        return master.run()
     try:
         master.bind()
     except OSError as exc:  # the port is taken, the address is not ours, no permission...
