@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from typing import Any
 
@@ -83,6 +84,12 @@ def check_config(settings: dict[str, Any]) -> None:
     """--check-config: what a start would check, and the apps load; nothing is bound or
     written (beyond opening the log files for append)."""
     config.check_user_can_write(settings)
+    try:
+        socket.getaddrinfo(settings["host"], settings["port"], type=socket.SOCK_STREAM,
+                           flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise config.ConfigError(f"cannot listen on {settings['host']}:{settings['port']}: "
+                                 f"{exc.strerror}") from None
     if settings["wsgi_app"]:
         from handlers.wsgi import load_app
 

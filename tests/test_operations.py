@@ -236,6 +236,7 @@ def test_check_config_validates_without_binding(tmp_path: Path, site: Path) -> N
         ({"pidfile": str(tmp_path / "nodir" / "x.pid")}, "pidfile directory does not exist"),
         ({"metrics_path": "metrics"}, "metrics_path must be a path"),
         ({"wsgi_app": "no_such_module_xyz:app"}, "cannot load"),
+        ({"host": "not an address"}, "cannot listen on not an address:"),
     ]:
         config_file.write_text(json.dumps({**base, **extra}))
         bad = check("--check-config", "-c", str(config_file), cwd=tmp_path)

@@ -3,6 +3,8 @@
 Signal handlers only queue the signal and wake the loop through a pipe; the loop then calls
 the method named after it (``handle_hup``, ``handle_term``, ...). Each pass of the loop reaps
 dead children, kills workers whose heartbeat stopped, and brings the count back to target.
+USR2 starts the next master generation on the same listening sockets (passed through the
+environment) and stops this one once the new workers serve.
 """
 from __future__ import annotations
 
