@@ -179,18 +179,27 @@ def test_workers_run_as_the_unprivileged_user() -> None:
         var.mkdir()
         os.chown(var, 65534, 65534)
         pidfile = base / "run.pid"
-        with running_server(base / "w", ["scores"], workers=2, user="nobody",
+        with running_server(base / "w", ["scores", "uploads"], workers=2, user="nobody",
                             group=str(65534), umask="027", pidfile=str(pidfile),
                             database=str(var / "db.sqlite3"),
                             media_root=str(var / "media")) as server:
             master = server.proc.pid
             assert int(pidfile.read_text()) == master
             assert uids(master) == (0, 0)
-            workers = server.worker_pids()
-            assert workers and all(uids(pid) == (65534, 65534) for pid in workers)
+            children = server.worker_pids()  # two workers and the uploads processor
+            assert len(children) == 3 and all(uids(pid) == (65534, 65534) for pid in children)
             r = server.request("POST", "/api/interests",
                                json={"client_id": 77, "interests": ["books"]})
             assert r.status_code == 201, r.text  # a worker wrote the database
+            r = server.request("POST", "/upload/", files={"file": ("a.txt", b"hi", "text/plain")})
+            assert r.status_code == 201, r.text  # then the processor, as nobody, moves it
+
+            def processed() -> bool:
+                return all(item["processed"] for item in server.get("/files/").json()["results"])
+
+            wait_for(processed, timeout=10)
+            stored = [p for p in (var / "media").rglob("*") if p.is_file()]
+            assert stored and all(p.stat().st_uid == 65534 for p in stored)
             db = os.stat(var / "db.sqlite3")
             assert (db.st_uid, db.st_gid) == (65534, 65534)
             assert stat.S_IMODE(db.st_mode) & 0o027 == 0  # the umask applied
