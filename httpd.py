@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from typing import Any
 
@@ -36,9 +37,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-c", "--config", help="JSON config file (default: server_config.json)")
     p.add_argument("--print-config", action="store_true",
                    help="print the effective configuration as JSON and exit")
+    p.add_argument("-t", "--check-config", action="store_true",
+                   help="check the configuration (keys, paths, user, apps) without binding; "
+                        "exit 0, or 2 with one line")
     p.add_argument("--version", action="version", version=f"httpd.py {__version__}")
     config.add_flags(p, {**config.CORE_SETTINGS, **every_app_setting()})
     return p.parse_args(argv)
+
+
+COMMANDS = ("config", "print_config", "check_config")  # options that are not settings
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (typed later, with the rest, by config.build)."""
+    return {key: value for key, value in vars(args).items()
+            if key not in COMMANDS and value is not None}
 
 
 def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = None
@@ -54,8 +67,7 @@ def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
         path = DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
     file_values = config.read_file(path) if path else {}
     base = os.path.dirname(os.path.abspath(path)) if path else HERE
-    flags = {key: value for key, value in vars(args).items()
-             if key not in ("config", "print_config") and value is not None}
+    flags = flag_values(args)
     for key in config.PATH_KEYS:
         if isinstance(file_values.get(key), str):
             file_values[key] = absolute(file_values[key], base)
@@ -64,7 +76,8 @@ def load_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
             environ[name] = absolute(environ[name], os.getcwd())
         if isinstance(flags.get(key), str):
             flags[key] = absolute(flags[key], os.getcwd())
-    settings = config.build(file_values, flags, app_settings, environ)
+    settings = config.build(file_values, flags, app_settings, environ,
+                            disabled_keys=every_app_setting())
     for key in config.PATH_KEYS:
         settings[key] = absolute(settings[key], HERE)
     config.validate_paths(settings)
@@ -77,9 +90,49 @@ def absolute(path: str, base: str) -> str:
     return os.path.normpath(os.path.join(base, path))
 
 
+def check_config(settings: dict[str, Any]) -> None:
+    """--check-config: what a start would check, and the apps load; nothing is bound or
+    written (beyond opening the log files for append)."""
+    config.check_user_can_write(settings)
+    from framework.server import listeners
+
+    for address in listeners.addresses(settings):  # bind (or -H/-p): every TCP host resolves
+        if address.kind != "tcp":
+            continue
+        try:
+            socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+        except socket.gaierror as exc:
+            raise config.ConfigError(f"cannot listen on {address}: {exc.strerror}") from None
+    if settings["wsgi_app"]:
+        from handlers.wsgi import load_app
+
+        load_app(settings["wsgi_app"])  # any failure is a one-line ConfigError
+
+
+def reload_plan(args: argparse.Namespace) -> Any:
+    """HUP: the settings read anew and the app code imported anew (apps/, handlers/ and
+    framework/web/; the server core itself changes only with USR2)."""
+    from framework.server.master import acting_as
+
+    settings = load_settings(args)
+    config.check_user_can_write(settings)
+    for name in [n for n in sys.modules if n.split(".")[0] in ("apps", "handlers")
+                 or n.startswith("framework.web")]:
+        del sys.modules[name]
+    if settings["wsgi_app"]:
+        module = settings["wsgi_app"].partition(":")[0]
+        for name in [n for n in sys.modules if n == module or n.startswith(module + ".")]:
+            del sys.modules[name]
+    from handlers import build_plan
+
+    with acting_as(settings):
+        return build_plan(settings)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    from framework.server.master import Master
+    from framework.server.master import Master, acting_as, inherited_sockets
     from handlers import build_plan
 
     try:
@@ -87,9 +140,17 @@ def main(argv: list[str]) -> int:
         if args.print_config:
             print(json.dumps(settings, indent=2, sort_keys=True))
             return 0
-        setup_error_log(settings["log_level"])
-        plan = build_plan(settings)
-        master = Master(plan, lambda: build_plan(load_settings(args)))
+        if args.check_config:
+            check_config(settings)
+            print(f"httpd.py: configuration OK ({args.config or DEFAULT_CONFIG})")
+            return 0
+        config.check_user_can_write(settings)
+        if settings["umask"]:
+            os.umask(config.umask_value(settings["umask"]))
+        setup_error_log(settings["log_level"], settings["error_log"])
+        with acting_as(settings):
+            plan = build_plan(settings)
+        master = Master(plan, lambda: reload_plan(args))
     except config.ConfigError as exc:
         print(f"httpd.py: {exc}", file=sys.stderr)
         return 2
@@ -102,6 +163,10 @@ def main(argv: list[str]) -> int:
         detail = " ".join(str(exc).split())  # one line, whatever the driver's message
         print(f"httpd.py: cannot start: {type(exc).__name__}: {detail}", file=sys.stderr)
         return 1
+    inherited = inherited_sockets(os.environ)  # started by USR2 from a previous generation
+    if inherited:
+        master.adopt(inherited)
+        return master.run()
     try:
         master.bind()
     except BindError as exc:  # the port is taken, the address is not ours, no permission...

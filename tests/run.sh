@@ -23,5 +23,14 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v nginx >
     echo "tests/run.sh: postgresql or nginx is missing and cannot be installed here" >&2
   fi
 fi
+# ab (apache2-utils) drives the USR2 upgrade test under load
+if ! command -v ab >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      apache2-utils >/dev/null
+  else
+    echo "tests/run.sh: ab is missing and cannot be installed here" >&2
+  fi
+fi
 python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 exec python3 -m pytest -q tests "$@"

@@ -50,7 +50,8 @@ def alive(pid: int) -> bool:
 
 # == signals that operators send routinely ====================================================
 
-@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH])
+# USR2 deliberately replaces the master (the upgrade): tests/test_operations.py
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGWINCH])
 def test_routine_signals_kill_nothing(tmp_path: Path, site: Path, sig: int) -> None:
     with running_server(tmp_path, [], document_root=site, workers=2) as server:
         before = sorted(server.worker_pids())

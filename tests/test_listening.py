@@ -70,8 +70,7 @@ def test_repeated_b_flags_make_the_bind_list_and_replace_host_and_port() -> None
     import httpd
 
     args = httpd.parse_args(["-b", "127.0.0.1:9001", "-b", "unix:/tmp/x.sock", "-p", "9"])
-    settings = config.build({"apps": []}, {k: v for k, v in vars(args).items()
-                                           if k not in ("config", "print_config")})
+    settings = config.build({"apps": []}, httpd.flag_values(args))
     assert settings["bind"] == ["127.0.0.1:9001", "unix:/tmp/x.sock"]
     assert [str(a) for a in listeners.addresses(settings)] == ["127.0.0.1:9001",
                                                                "unix:/tmp/x.sock"]

@@ -7,13 +7,16 @@ line meant for stderr.
 """
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from framework.server import forwarded, listeners
+from framework.server.log import COMBINED, FormatError, compile_format
 
 MiB = 1024 * 1024
 
@@ -77,6 +80,25 @@ CORE_SETTINGS: Schema = {
                                                                   "error")),
     "access_log": Setting("-", str, "access log: '-' for stdout, a file path, or 'off'",
                           path=True),
+    "access_log_format": Setting(COMBINED, str, "access log line in gunicorn's atoms (h l u t "
+                                                "r m U q H s b B f a D M L p, {Header}i, "
+                                                "{Header}o); the default is Combined"),
+    "error_log": Setting("-", str, "error log: '-' for stderr, or a file path", path=True),
+    "metrics_path": Setting("", str, "URL path answering Prometheus metrics aggregated over "
+                                     "all workers, e.g. /metrics; empty: off"),
+    "metrics_allow_ips": Setting(["127.0.0.1", "::1"], list, "client addresses allowed to "
+                                                             "read metrics_path (others get "
+                                                             "403)"),
+    "pidfile": Setting("", str, "file holding the master's pid while it runs; empty: none",
+                       path=True),
+    "user": Setting("", str, "user (name or uid) workers and services run as, after binding as "
+                             "root; empty: stay who started"),
+    "group": Setting("", str, "group (name or gid) for user; empty: the user's own group"),
+    "umask": Setting("", str, "octal umask of every process (e.g. 027); empty: inherited"),
+    "max_requests": Setting(0, int, "a worker retires gracefully after this many requests "
+                                    "(0: never), handing back its memory"),
+    "max_requests_jitter": Setting(0, int, "adds a random 0..N to max_requests per worker, so "
+                                           "workers do not all retire at once"),
     "backlog": Setting(0, int, "listen backlog; 0 means the system's somaxconn"),
     "max_connections": Setting(1024, int, "open connections per worker; at the cap the oldest "
                                           "idle keep-alive connections are reused"),
@@ -219,7 +241,7 @@ def add_flags(parser: Any, schema: Schema) -> None:
         names = [*spec.flags, flag_name(key)]
         default = json.dumps(spec.default) if isinstance(spec.default, (list, dict)) \
             else spec.default
-        help_text = f"{spec.doc} (default: {default}; env {env_name(key)})"
+        help_text = f"{spec.doc} (default: {default}; env {env_name(key)})".replace("%", "%%")
         if spec.type is bool:
             parser.add_argument(*names, dest=key, action=argparse.BooleanOptionalAction,
                                 default=None, help=help_text)
@@ -282,7 +304,8 @@ def read_file(path: str) -> dict[str, Any]:
 
 def build(file_values: dict[str, Any], flag_values: dict[str, Any],
           app_settings: Callable[[list[str]], Schema] | None = None,
-          environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+          environ: Mapping[str, str] | None = None,
+          disabled_keys: Collection[str] = ()) -> dict[str, Any]:
     """Merge defaults < file < environment (HTTPD_<KEY>) < flags, validate, resolve the
     automatic values (``workers`` and ``backlog`` 0), and return the final settings.
 
@@ -302,6 +325,8 @@ def build(file_values: dict[str, Any], flag_values: dict[str, Any],
     settings = defaults(schema)
     for key, value in merged.items():
         if key not in schema:
+            if key in disabled_keys and key in file_values:
+                continue  # a key of an app that is not enabled: kept in the file, unused
             raise ConfigError(f"unknown config key {key!r}")
         settings[key] = check_type(key, value, schema[key].type)
     validate(settings, schema)
@@ -362,6 +387,7 @@ def validate(s: dict[str, Any], schema: Schema = CORE_SETTINGS) -> None:
                           f"got {store!r}")
     validate_static(s)
     validate_listening(s)
+    validate_operations(s)
 
 
 def validate_listening(s: dict[str, Any]) -> None:
@@ -380,6 +406,87 @@ def validate_listening(s: dict[str, Any]) -> None:
                           f"got {mode!r}")
     if bool(s["certfile"]) < bool(s["keyfile"] or s["ca_certs"]):
         raise ConfigError("keyfile and ca_certs need a certfile")
+
+
+def validate_operations(s: dict[str, Any]) -> None:
+    """The process and log keys that need no look at the system."""
+    try:
+        compile_format(s["access_log_format"])
+    except FormatError as exc:
+        raise ConfigError(str(exc)) from None
+    if s["umask"]:
+        try:
+            umask_value(s["umask"])
+        except ValueError:
+            raise ConfigError(f"umask must be octal 000..777, got {s['umask']!r}") from None
+    path = s["metrics_path"]
+    if path and (not path.startswith("/") or "?" in path or not is_field_value(path)):
+        raise ConfigError(f"metrics_path must be a path starting with '/', got {path!r}")
+    if not all(isinstance(ip, str) and ip for ip in s["metrics_allow_ips"]):
+        raise ConfigError("metrics_allow_ips must be a list of addresses")
+    if s["group"] and not s["user"]:
+        raise ConfigError("group needs user")
+
+
+def umask_value(text: str) -> int:
+    value = int(text, 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError(text)
+    return value
+
+
+def user_ids(s: dict[str, Any]) -> tuple[int, int] | None:
+    """(uid, gid) of the ``user`` and ``group`` keys, or None when no user is set."""
+    if not s["user"]:
+        return None
+    try:
+        entry = pwd.getpwuid(int(s["user"])) if s["user"].isdigit() \
+            else pwd.getpwnam(s["user"])
+    except KeyError:
+        raise ConfigError(f"user {s['user']!r} does not exist") from None
+    gid = entry.pw_gid
+    if s["group"]:
+        try:
+            gid = int(s["group"]) if s["group"].isdigit() else grp.getgrnam(s["group"]).gr_gid
+        except KeyError:
+            raise ConfigError(f"group {s['group']!r} does not exist") from None
+    return entry.pw_uid, gid
+
+
+def writable_by(path: str, uid: int, gid: int) -> bool:
+    """Whether ``uid`` (with primary group ``gid``) may write ``path``, by its mode bits."""
+    if uid == 0:
+        return True
+    st = os.stat(path)
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o200)
+    if st.st_gid == gid:
+        return bool(st.st_mode & 0o020)
+    return bool(st.st_mode & 0o002)
+
+
+def check_user_can_write(s: dict[str, Any], keys: tuple[str, ...] = ("media_root", "database")
+                         ) -> None:
+    """With ``user`` set: the directories the workers write must be theirs to write."""
+    ids = user_ids(s)
+    if ids is None:
+        return
+    if os.geteuid() not in (0, ids[0]):
+        raise ConfigError(f"user {s['user']!r} needs the server started as root")
+    for key in keys:
+        path = s.get(key, "")
+        if not path or path == ":memory:":
+            continue
+        target = path if os.path.exists(path) else os.path.dirname(path)
+        while target and not os.path.exists(target):
+            target = os.path.dirname(target)
+        if key == "database":  # SQLite writes its journal beside the file
+            checks = [path, os.path.dirname(path)] if os.path.exists(path) else [target]
+        else:
+            checks = [target]
+        for checked in checks:
+            if not writable_by(checked, *ids):
+                raise ConfigError(f"{key} {checked} is not writable by user {s['user']}")
 
 
 def resolve_automatic(s: dict[str, Any]) -> None:
@@ -435,6 +542,19 @@ def validate_paths(s: dict[str, Any]) -> None:
             listeners.tls_context(s)  # the files exist, parse, and the key matches the certificate
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    validate_system(s)
+
+
+def validate_system(s: dict[str, Any]) -> None:
+    """What --check-config adds: the user and group exist, the pidfile can be written."""
+    user_ids(s)
+    if s["pidfile"] and not os.path.isdir(os.path.dirname(s["pidfile"])):
+        raise ConfigError(f"pidfile directory does not exist: {os.path.dirname(s['pidfile'])}")
+    if s["error_log"] != "-":
+        try:
+            os.close(os.open(s["error_log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+        except OSError as exc:
+            raise ConfigError(f"cannot open error log {s['error_log']}: {exc.strerror}") from None
 
 
 def somaxconn() -> int:

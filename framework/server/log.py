@@ -1,18 +1,23 @@
-"""Access log (Combined Log Format, buffered) and the error log on stderr."""
+"""Access log (Combined Log Format or gunicorn's atoms, buffered) and the error log."""
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from framework.server.messages import MONTHS
 
 FLUSH_BYTES = 64 * 1024
+COMBINED = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
-def setup_error_log(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_error_log(level: str, target: str = "-") -> None:
+    """The error log on stderr ('-') or appended to a file (reopened on USR1)."""
+    handler = logging.StreamHandler(sys.stderr) if target == "-" else logging.FileHandler(target)
     handler.setFormatter(logging.Formatter(
         "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
@@ -26,8 +31,16 @@ def reopen_error_log() -> None:
         if isinstance(handler, logging.FileHandler):
             handler.acquire()
             try:
+                stream = handler._open()
+            except OSError as exc:  # e.g. a worker without the right to create it anew
+                logging.getLogger("httpd").error("cannot reopen the error log: %s", exc)
+                continue
+            finally:
+                handler.release()
+            handler.acquire()
+            try:
                 handler.close()
-                handler.stream = handler._open()
+                handler.stream = stream
             finally:
                 handler.release()
 
@@ -39,8 +52,10 @@ class AccessLog:
     a busy worker makes a write per few hundred requests instead of one per request.
     """
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, line_format: str = COMBINED) -> None:
         self.target = target
+        self.combined = line_format == COMBINED  # the fast path of ``write``
+        self.format_line = compile_format(line_format)
         self.enabled = target != "off"
         self.fd = -1
         if target == "-":
@@ -91,6 +106,16 @@ class AccessLog:
         if self.size >= FLUSH_BYTES:
             self.flush()
 
+    def write_atoms(self, client: str, request: Any, response: Any, size: int,
+                    seconds: float, now: float) -> None:
+        """A line of a custom ``access_log_format``."""
+        line = self.format_line(client, request, response, size, seconds,
+                                self.timestamp(now)) + "\n"
+        self.lines.append(line)
+        self.size += len(line)
+        if self.size >= FLUSH_BYTES:
+            self.flush()
+
     def flush(self) -> None:
         if not self.lines:
             return
@@ -110,3 +135,89 @@ class AccessLog:
 def escape(text: str) -> str:
     """Backslash-escape quotes, backslashes and unprintable characters, as nginx does."""
     return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+# gunicorn's atoms, as expressions over (c: client address, rq: Request or None, rs: Response,
+# size: body bytes sent, sec: seconds taken, stamp: the CLF time); ``clean`` escapes what the
+# client chose
+ATOMS = {
+    "h": "c",
+    "l": "'-'",
+    "u": "'-'",
+    "t": "'[' + stamp + ']'",
+    "r": "(clean(f'{rq.method} {rq.target} {rq.version}') if rq else '-')",
+    "m": "(clean(rq.method) if rq else '-')",
+    "U": "(clean(rq.path) if rq else '-')",
+    "q": "(clean(rq.query) if rq else '')",
+    "H": "(rq.version if rq else '-')",
+    "s": "str(rs.status)",
+    "b": "(str(size) if size else '-')",
+    "B": "str(size)",
+    "f": "(clean(rq.headers.get('referer', '-')) if rq else '-')",
+    "a": "(clean(rq.headers.get('user-agent', '-')) if rq else '-')",
+    "D": "str(int(sec * 1e6))",
+    "M": "str(int(sec * 1e3))",
+    "L": "f'{sec:.6f}'",
+    "p": "pid",
+}
+ATOM = re.compile(r"%\(([^)]*)\)s|%%")
+
+
+class FormatError(ValueError):
+    """An access_log_format that cannot be compiled; the message names the atom."""
+
+
+def compile_format(line_format: str) -> Callable[..., str]:
+    """Turn an access_log_format into one Python expression, compiled once.
+
+    Raises FormatError for an unknown atom or a stray ``%``.
+    """
+    parts: list[str] = []
+    at = 0
+    for match in ATOM.finditer(line_format):
+        literal = line_format[at:match.start()]
+        if "%" in literal:
+            raise FormatError(f"access_log_format: stray '%' in {literal!r}")
+        if literal:
+            parts.append(repr(literal))
+        atom = match.group(1)
+        if atom is None:
+            parts.append("'%'")
+        elif atom.startswith("{") and atom.endswith(("}i", "}o")):
+            name = atom[1:-2].lower()
+            lookup = "request_header(rq" if atom.endswith("i") else "response_header(rs"
+            parts.append(f"clean({lookup}, {name!r}))")
+        elif atom in ATOMS:
+            parts.append(ATOMS[atom])
+        else:
+            raise FormatError(f"access_log_format: unknown atom %({atom})s")
+        at = match.end()
+    if "%" in line_format[at:]:
+        raise FormatError(f"access_log_format: stray '%' in {line_format[at:]!r}")
+    parts.append(repr(line_format[at:]))  # at least one part, even for an empty format
+    source = f"lambda c, rq, rs, size, sec, stamp: {' + '.join(parts)}"
+    scope = {"clean": clean, "request_header": request_header,
+             "response_header": response_header, "pid": str(os.getpid())}
+    return eval(source, scope)  # built from the fixed ATOMS table and reprs only
+
+
+def clean(text: str) -> str:
+    if '"' in text or "\\" in text or not text.isprintable():
+        return escape(text)
+    return text
+
+
+def request_header(request: Any, name: str) -> str:
+    return request.headers.get(name, "-") if request is not None else "-"
+
+
+def response_header(response: Any, name: str) -> str:
+    for field, value in response.headers:
+        if field.lower() == name:
+            return value
+    if response.raw:  # fields the static handler serialized ahead of time
+        for line in response.raw.decode("latin-1").split("\r\n"):
+            field, _, value = line.partition(":")
+            if field.strip().lower() == name:
+                return value.strip()
+    return "-"

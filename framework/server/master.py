@@ -3,23 +3,30 @@
 Signal handlers only queue the signal and wake the loop through a pipe; the loop then calls
 the method named after it (``handle_hup``, ``handle_term``, ...). Each pass of the loop reaps
 dead children, kills workers whose heartbeat stopped, and brings the count back to target.
+USR2 starts the next master generation on the same listening sockets (passed through the
+environment) and stops this one once the new workers serve.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import select
 import signal
 import socket
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from framework.server import listeners
+from framework.server.config import user_ids
 from framework.server.contract import Plan
 from framework.server.log import reopen_error_log
+from framework.server.metrics import SharedMetrics, WorkerMetrics
 from framework.server.worker import Worker
 
 log = logging.getLogger("httpd.master")
@@ -37,6 +44,10 @@ CHILD_IGNORED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGHUP,
                  signal.SIGTTIN, signal.SIGTTOU)
 BACKOFF_MAX = 10.0  # seconds between spawns while children keep dying at start-up
 EARLY_DEATH = 2.0  # a child that dies sooner than this after spawning counts as crash-looping
+# USR2: the new master generation finds its listening sockets and the pipe on which it says
+# "ready" in these variables
+INHERIT_ENV = "HTTPD_INHERIT_FDS"
+READY_ENV = "HTTPD_UPGRADE_READY_FD"
 
 
 @dataclass
@@ -49,6 +60,8 @@ class Child:
     stopping: bool = False
     beat_mtime: float = 0.0  # the heartbeat mtime last seen ...
     beat_seen: float = 0.0  # ... and when it was seen to change, on the monotonic clock
+    first_beat: float = 0.0  # the heartbeat mtime at spawn: a change means "serving"
+    slot: int = 0  # its metrics slot (0: none)
 
 
 class Master:
@@ -69,6 +82,14 @@ class Master:
         self.tls = None
         self.pid = os.getpid()
         self.clock = time.monotonic
+        self.metrics: SharedMetrics | None = None
+        # USR2: the command that starts a new generation, the child running it, and the pipe
+        # on which it reports ready; READY_ENV set means we are such a new generation
+        self.command = [sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]]
+        self.upgrade_pid = 0
+        self.upgrade_r = -1
+        self.ready_fd = int(os.environ.pop(READY_ENV, "-1"))
+        self.pidfile_written = False
 
     # -- start -----------------------------------------------------------------------------
 
@@ -80,9 +101,29 @@ class Master:
             raise listeners.BindError(str(exc)) from None
         self.listeners, self.unix_paths = listeners.open_listeners(self.plan.settings)
 
+    def listening_sockets(self) -> list[socket.socket]:
+        return list(self.listeners)
+
+    def adopt(self, sockets: list[socket.socket]) -> None:
+        """Serve sockets inherited from the previous generation (USR2) instead of binding.
+
+        The unix socket files become ours to remove at exit; the TLS context is built anew
+        (certificates may have been renewed)."""
+        try:
+            self.tls = listeners.tls_context(self.plan.settings)
+        except ValueError as exc:
+            raise listeners.BindError(str(exc)) from None
+        for sock in sockets:
+            sock.setblocking(False)
+        self.listeners = sockets
+        self.unix_paths = [sock.getsockname() for sock in sockets
+                           if sock.family == socket.AF_UNIX and sock.getsockname()]
+
     def run(self) -> int:
         if not self.listeners:
             self.bind()
+        if self.ready_fd < 0:
+            self.write_pidfile()
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_r, self.wake_w = rfd, wfd
         signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
@@ -108,17 +149,25 @@ class Master:
                     continue
                 self.murder_workers()
                 self.manage_children()
+                if self.ready_fd >= 0 and self.workers_serving():
+                    self.report_ready()
         finally:
             self.kill_all(signal.SIGKILL)
             if os.getpid() == self.pid:
                 listeners.remove_files(self.unix_paths)
+            self.remove_pidfile()
 
     def note_signal(self, signum: int, frame: Any) -> None:
         self.signal_queue.append(signum)
 
     def wait(self) -> None:
+        watched = [self.wake_r] if self.upgrade_r < 0 else [self.wake_r, self.upgrade_r]
+        # a new generation looks often for its workers' first beats: the old one waits on it
+        timeout = 0.05 if self.ready_fd >= 0 else 1.0
         try:
-            select.select([self.wake_r], [], [], 1.0)
+            readable, _, _ = select.select(watched, [], [], timeout)
+            if self.upgrade_r in readable:
+                self.check_upgrade()
             while os.read(self.wake_r, 512):
                 pass
         except (BlockingIOError, InterruptedError):
@@ -145,7 +194,79 @@ class Master:
             self.send(child.pid, signal.SIGUSR1)
 
     def handle_usr2(self) -> None:
-        log.warning("USR2 (binary upgrade) is not supported by this version; ignored")
+        """Start a new master generation on the same sockets; stop once it serves."""
+        if self.upgrade_pid or self.stopping:
+            log.warning("USR2: an upgrade is already under way or we are stopping; ignored")
+            return
+        sockets = self.listening_sockets()
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        env = {**os.environ, **pass_sockets(sockets), READY_ENV: str(ready_w)}
+        os.set_inheritable(ready_w, True)
+        try:
+            pid = os.posix_spawn(self.command[0], self.command, env)
+        except OSError as exc:
+            log.error("USR2: cannot start a new master: %s; still serving", exc)
+            os.close(ready_r)
+            return
+        finally:
+            os.close(ready_w)
+            for sock in sockets:
+                os.set_inheritable(sock.fileno(), False)
+        self.upgrade_pid, self.upgrade_r = pid, ready_r
+        log.info("USR2: started new master %d; this one (%d) stops once it serves",
+                 pid, self.pid)
+
+    def check_upgrade(self) -> None:
+        """The new generation wrote "ready" (stop gracefully) or closed the pipe (it failed)."""
+        try:
+            word = os.read(self.upgrade_r, 16)
+        except OSError:
+            word = b""
+        os.close(self.upgrade_r)
+        self.upgrade_r = -1
+        if word.startswith(b"ready"):
+            log.info("USR2: new master %d serves; stopping this one gracefully",
+                     self.upgrade_pid)
+            self.unix_paths = []  # the new generation serves on them now: leave the files
+            self.stop(graceful=True)
+        # otherwise it closed the pipe unready: reaping it reports how it ended
+
+    def workers_serving(self) -> bool:
+        """Every worker of the current generation is up and has beaten once."""
+        current = [c for c in self.children.values()
+                   if c.kind == "worker" and c.generation == self.generation and not c.stopping]
+        return len(current) >= self.target_workers and all(
+            self.heartbeat_mtime(c) != c.first_beat for c in current)
+
+    def report_ready(self) -> None:
+        """As a new generation (USR2): take over the pidfile, then tell the old master."""
+        self.write_pidfile()
+        try:
+            os.write(self.ready_fd, b"ready")
+        except OSError:
+            pass
+        os.close(self.ready_fd)
+        self.ready_fd = -1
+        log.info("serving; the previous master may stop")
+
+    def write_pidfile(self) -> None:
+        path = self.plan.settings["pidfile"]
+        if not path:
+            return
+        temp = f"{path}.{self.pid}.tmp"
+        with open(temp, "w") as f:
+            f.write(f"{self.pid}\n")
+        os.replace(temp, path)  # a reader never sees it half written
+        self.pidfile_written = True
+
+    def remove_pidfile(self) -> None:
+        """Only while it names us: after USR2 it belongs to the new master."""
+        path = self.plan.settings["pidfile"]
+        if not self.pidfile_written:
+            return
+        with contextlib.suppress(OSError, ValueError), open(path) as f:
+            if int(f.read().strip()) == self.pid:
+                os.unlink(path)
 
     def handle_winch(self) -> None:
         pass  # terminal resizes and nginx's "stop the workers" are not ours: ignored
@@ -215,7 +336,7 @@ class Master:
         now = self.clock()
         for service in missing_services:
             if now >= self.next_spawn.get(service.name, 0.0):
-                self.spawn(service.name, lambda s=service: s.target(self.plan.settings))
+                self.spawn(service.name, lambda s=service: serve(s, self.plan.settings))
         if now >= self.next_spawn.get("worker", 0.0):
             for _ in range(wanted):
                 self.spawn_worker()
@@ -223,16 +344,31 @@ class Master:
     def spawn_worker(self) -> None:
         heartbeat = tempfile.TemporaryFile(prefix="httpd-heartbeat-")
         plan = self.plan
+        ids = user_ids(plan.settings)
+        if ids is not None:
+            os.fchown(heartbeat.fileno(), *ids)  # the worker touches it after dropping root
+        if plan.settings["metrics_path"] and self.metrics is None:
+            self.metrics = SharedMetrics()
+        slot = self.metrics.claim() if self.metrics is not None else 0
 
         def work() -> None:
-            Worker(self.listeners, plan.app, plan.settings, heartbeat.fileno(), self.pid,
-                   self.tls).run()
+            metrics = WorkerMetrics(self.metrics, slot) if plan.settings["metrics_path"] \
+                else None
+            worker = Worker(self.listeners, plan.app, plan.settings, heartbeat.fileno(),
+                            self.pid, self.tls, metrics)  # its logs are opened before dropping root
+            drop_privileges(plan.settings)
+            worker.run()
 
         self.spawn("worker", work, heartbeat)
+        self.children[self.last_pid].first_beat = self.heartbeat_mtime(
+            self.children[self.last_pid])
+        self.children[self.last_pid].slot = slot
 
     def spawn(self, kind: str, body: Callable[[], None], heartbeat: Any = None) -> None:
         pid = self.fork(kind, body)
         self.children[pid] = Child(pid, kind, self.generation, self.clock(), heartbeat)
+        self.last_pid = pid
+        self.count_alive()
 
     # -- the process seams (tests replace these four, and ``clock``, with fakes) ------------
 
@@ -294,14 +430,26 @@ class Master:
             if exited is None:
                 return
             pid, status = exited
+            if pid == self.upgrade_pid:
+                self.upgrade_ended(status)
+                continue
             child = self.children.pop(pid, None)
             if child is None:
                 continue
             if child.heartbeat is not None:
                 child.heartbeat.close()
+            if self.metrics is not None:
+                self.metrics.release(child.slot)
+                self.count_alive()
             if child.stopping or self.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
+            if child.kind == "worker" and self.metrics is not None:
+                self.metrics.count_restart()
+            if child.kind == "worker" and code == 0:
+                log.info("worker %d retired (max_requests, or a TERM of its own); "
+                         "replacing it", pid)
+                continue  # a planned exit: no crash-loop back-off
             log.warning("%s %d exited with %s; replacing it", child.kind, pid,
                         f"signal {-code}" if code < 0 else f"code {code}")
             if self.clock() - child.started < EARLY_DEATH:
@@ -311,6 +459,20 @@ class Master:
                 self.next_spawn[child.kind] = self.clock() + delay
             else:
                 self.crash_streak.pop(child.kind, None)
+
+    def upgrade_ended(self, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        if not self.stopping:
+            log.error("USR2: new master %d exited with code %d; still serving",
+                      self.upgrade_pid, code)
+        self.upgrade_pid = 0
+        if self.upgrade_r >= 0:
+            os.close(self.upgrade_r)
+            self.upgrade_r = -1
+
+    def count_alive(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_alive(sum(1 for c in self.children.values() if c.kind == "worker"))
 
     def murder_workers(self) -> None:
         """Kill workers that stopped sending heartbeats (stuck in a handler, or wedged)."""
@@ -340,3 +502,49 @@ class Master:
             while self.children and self.clock() < deadline:
                 self.reap_children()
                 time.sleep(0.02)
+
+
+def pass_sockets(sockets: list[socket.socket]) -> dict[str, str]:
+    """Make the listening sockets survive exec; the variable that names them to the child."""
+    for sock in sockets:
+        os.set_inheritable(sock.fileno(), True)
+    return {INHERIT_ENV: ",".join(str(sock.fileno()) for sock in sockets)}
+
+
+def inherited_sockets(environ: dict[str, str]) -> list[socket.socket]:
+    """The listening sockets a previous generation passed (USR2); removed from ``environ``
+    so that our own children and later upgrades do not see a stale list."""
+    text = environ.pop(INHERIT_ENV, "")
+    return [socket.socket(fileno=int(fd)) for fd in text.split(",") if fd.strip()]
+
+
+def serve(service: Any, settings: dict[str, Any]) -> None:
+    drop_privileges(settings)
+    service.target(settings)
+
+
+def drop_privileges(settings: dict[str, Any]) -> None:
+    """In a child, after the master bound as root: become ``user`` and ``group`` for good."""
+    ids = user_ids(settings)
+    if ids is None or (os.getuid(), os.getgid()) == ids:
+        return
+    uid, gid = ids
+    os.setgroups([gid])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+@contextlib.contextmanager
+def acting_as(settings: dict[str, Any]) -> Iterator[None]:
+    """Create files as ``user`` (the database, media directories), the master staying root."""
+    ids = user_ids(settings)
+    if ids is None or os.geteuid() != 0:
+        yield
+        return
+    os.setegid(ids[1])
+    os.seteuid(ids[0])
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import select
 import signal
 import socket
@@ -22,8 +23,9 @@ from typing import Any
 from framework.server import forwarded, heartbeat, proxy_protocol
 from framework.server.contract import Application
 from framework.server.listeners import PlainHttpError
-from framework.server.log import AccessLog
+from framework.server.log import AccessLog, reopen_error_log
 from framework.server.messages import Response, http_date
+from framework.server.metrics import CONTENT_TYPE
 from framework.server.protocol import (
     ChunkedDecoder,
     HttpError,
@@ -63,7 +65,7 @@ CLOSE_NOW, LINGER = 1, 2
 class Connection:
     __slots__ = ("sock", "fd", "client", "inbuf", "out", "outbuf", "state", "deadline",
                  "request", "remaining", "decoder", "spool", "body_parts", "close_after",
-                 "events", "port", "scheme", "trusted", "origin")
+                 "events", "port", "scheme", "trusted", "origin", "started")
 
     def __init__(self, sock: socket.socket, client: str) -> None:
         self.sock = sock
@@ -85,6 +87,7 @@ class Connection:
         self.scheme = "http"
         self.trusted = False  # the peer may say who the client is (forwarded_allow_ips)
         self.origin = False  # scheme or client may differ from the defaults: see resolve_origin
+        self.started = 0.0  # when the current request's first bytes arrived (monotonic)
 
 
 class Stream:
@@ -140,7 +143,7 @@ def deadline_of(conn: Connection) -> float:
 class Worker:
     def __init__(self, listeners: list[socket.socket] | socket.socket, app: Application,
                  settings: dict[str, Any], heartbeat_fd: int, master_pid: int,
-                 tls: Any = None) -> None:
+                 tls: Any = None, metrics: Any = None) -> None:
         if isinstance(listeners, socket.socket):
             listeners = [listeners]
         self.listeners = {sock.fileno(): sock for sock in listeners}
@@ -156,7 +159,13 @@ class Worker:
         self.limits = Limits(settings["max_request_line"], settings["max_header_size"],
                              settings["max_header_count"])
         self.spool_size = settings["body_spool_size"]
-        self.access = AccessLog(settings["access_log"])
+        self.access = AccessLog(settings["access_log"], settings["access_log_format"])
+        self.metrics = metrics  # a WorkerMetrics, or None
+        self.metrics_path = settings["metrics_path"] if metrics is not None else None
+        self.metrics_allow = set(settings["metrics_allow_ips"])
+        # counts down to 0 (retire) once per answer; never reaches 0 when max_requests is 0
+        self.answers_left = settings["max_requests"] + random.randint(
+            0, settings["max_requests_jitter"]) if settings["max_requests"] else -1
         self.conns: dict[int, Connection] = {}
         self.epoll = select.epoll()
         self.accepting = False
@@ -176,6 +185,7 @@ class Worker:
         for listener in self.listeners.values():
             listener.setblocking(False)
         self.start_accepting()
+        heartbeat.beat()  # the master takes the first beat as "serving" (for USR2)
         try:
             self.loop()
         finally:
@@ -211,7 +221,13 @@ class Worker:
                 self.epoll.unregister(fd)
             self.accepting = False
 
-    def begin_graceful_stop(self) -> None:
+    def begin_graceful_stop(self, close_idle: bool = True) -> None:
+        """Stop accepting and finish what is open; every further answer says close.
+
+        ``close_idle`` False (retiring after max_requests) leaves idle keep-alive
+        connections until their client's next request or their keep-alive timeout, so no
+        client that is about to reuse one meets a close it could not expect.
+        """
         if self.stopping:
             return
         self.stop_accepting()
@@ -221,6 +237,8 @@ class Worker:
             listener.close()
         self.stopping = True
         self.stop_deadline = self.now + self.s["graceful_timeout"]
+        if not close_idle:
+            return
         for conn in list(self.conns.values()):
             if conn.state == IDLE and not conn.out and not conn.outbuf:
                 # a request may already wait in the kernel (just accepted, or sent as the
@@ -240,6 +258,7 @@ class Worker:
             if signum == signal.SIGQUIT:
                 raise SystemExit(0)
             if signum == signal.SIGUSR1:
+                reopen_error_log()  # first: what the access log's reopening logs goes there
                 self.access.reopen()
                 continue
             self.begin_graceful_stop()
@@ -283,6 +302,8 @@ class Worker:
         if os.getppid() != self.master_pid:
             self.begin_graceful_stop()
         self.access.flush()
+        if self.metrics is not None:
+            self.metrics.set_open(len(self.conns))
         for conn in [c for c in (*self.conns.values(), *self.preludes.values())
                      if c.deadline < self.now]:
             self.close(conn)
@@ -318,6 +339,8 @@ class Worker:
                 conns[conn.fd] = conn
                 self.epoll.register(conn.fd, EPOLLIN)
                 self.on_readable(conn)  # with deferred accept the request is usually here
+                if not self.accepting:
+                    return  # that answer retired the worker (max_requests)
             if len(conns) + len(self.preludes) >= limit and not self.reclaim_idle():
                 self.stop_accepting()  # every connection is busy: wait for one to idle
                 return
@@ -474,6 +497,7 @@ class Worker:
         conn.inbuf += data
         if conn.state == IDLE:
             conn.state = HEAD
+            conn.started = self.now
             conn.deadline = self.now + self.s["header_timeout"]
         elif conn.state == BODY:
             conn.deadline = self.now + self.s["body_timeout"]
@@ -615,7 +639,8 @@ class Worker:
                 response: Response | None = None, close: bool = False) -> None:
         if response is None:
             try:
-                response = self.app.handle(request)
+                response = self.scrape(conn, request) if request.path == self.metrics_path \
+                    else self.app.handle(request)
             except Exception:
                 log.exception("unhandled error answering %r", request)
                 response = self.app.error(500, "Internal Server Error", request)
@@ -628,6 +653,11 @@ class Worker:
             log.error("%s in the answer to %r; sending 500 instead", exc, request)
             response = self.app.error(500, "Internal Server Error", request)
             fields = serialize_fields(response.headers)
+        self.answers_left -= 1
+        if not self.answers_left:
+            log.info("served max_requests; retiring")
+            self.begin_graceful_stop(close_idle=False)  # this answer, and the next on every
+            # other connection, says Connection: close
         keep_alive = (request is not None and request.keep_alive and not close
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
@@ -655,11 +685,16 @@ class Worker:
         """After an answer is queued: log it, then wait for the next request or close."""
         if self.access.enabled:
             self.log_access(conn, request, response, head_only)
+        if self.metrics is not None:
+            self.metrics.observe(request.method if request is not None else "other",
+                                 response.status, time.monotonic() - conn.started,
+                                 0 if head_only else response.length or 0)
         conn.request = None
         if keep_alive:
             if not self.accepting and not self.stopping:
                 self.start_accepting()  # stopped at the cap: this connection can be reclaimed
             conn.state = HEAD if conn.inbuf else IDLE
+            conn.started = self.now
             conn.deadline = self.now + (self.s["header_timeout"] if conn.inbuf
                                         else self.s["keepalive_timeout"])
         else:
@@ -671,6 +706,11 @@ class Worker:
 
     def log_access(self, conn: Connection, request: Request | None, response: Response,
                    head_only: bool) -> None:
+        if not self.access.combined:
+            self.access.write_atoms(conn.client, request, response,
+                                    0 if head_only else response.length or 0,
+                                    time.monotonic() - conn.started, time.time())
+            return
         if request is None:
             line, referer, agent = "-", "", ""
         else:
@@ -681,6 +721,13 @@ class Worker:
         client = conn.client if request is None else request.client[0]
         self.access.write(client, line, response.status, size, referer, agent,
                           time.time())
+
+    def scrape(self, conn: Connection, request: Request) -> Response:
+        """The metrics of every worker, for the addresses in metrics_allow_ips."""
+        if conn.client not in self.metrics_allow:
+            return self.app.error(403, "Forbidden", request)
+        self.metrics.set_open(len(self.conns))
+        return Response(200, self.metrics.shared.render(), content_type=CONTENT_TYPE)
 
     def respond_streamed(self, conn: Connection, request: Request, response: Response,
                          fields: bytes, keep_alive: bool, head_only: bool) -> None:
