@@ -354,7 +354,7 @@ def test_error_log_file_is_reopened_on_usr1(tmp_path: Path, site: Path) -> None:
             text = error_log.read_text() if error_log.exists() else ""
             return all(f"[{pid}] INFO httpd: access log reopened" in text for pid in workers)
 
-        wait_for(reopened, timeout=5)
+        wait_for(reopened, timeout=15)
     assert "stopping gracefully" in error_log.read_text()
     assert "stopping" not in (tmp_path / "error.log.1").read_text()
 
