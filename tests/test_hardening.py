@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import build_docroot
-from support import parse_response, running_server, wait_for
+from support import alive, parse_response, running_server, wait_for
 
 from framework.server import config
 from framework.server.contract import Plan, Service
@@ -40,12 +40,6 @@ def get(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # == signals that operators send routinely ====================================================

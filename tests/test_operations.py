@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import build_docroot
-from support import HTTPD, ServerProcess, free_port, running_server, wait_for
+from support import HTTPD, ServerProcess, alive, free_port, running_server, wait_for
 
 from framework.server import metrics
 from framework.server.log import COMBINED, AccessLog, compile_format
@@ -32,12 +32,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_docroot(tmp_path_factory.mktemp("ops-site"))
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def stop_pid(pid: int) -> None:

@@ -27,6 +27,7 @@ from conftest import build_docroot
 from support import (
     HTTPD,
     ServerProcess,
+    alive,
     free_port,
     parse_response,
     running_server,
@@ -98,13 +99,6 @@ def read_all(sock: socket.socket, have: bytes, total: int) -> bytes:
     return b"".join(parts)
 
 
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting for a parent to reap it."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 # == keep-alive and pipelining ==============================================================
