@@ -159,6 +159,8 @@ class Worker:
         self.limits = Limits(settings["max_request_line"], settings["max_header_size"],
                              settings["max_header_count"])
         self.spool_size = settings["body_spool_size"]
+        self.header_timeout = settings["header_timeout"]  # read per request: kept at hand
+        self.keepalive_timeout = settings["keepalive_timeout"]
         self.access = AccessLog(settings["access_log"], settings["access_log_format"])
         self.metrics = metrics  # a WorkerMetrics, or None
         self.metrics_path = settings["metrics_path"] if metrics is not None else None
@@ -497,8 +499,8 @@ class Worker:
         conn.inbuf += data
         if conn.state == IDLE:
             conn.state = HEAD
-            conn.started = self.now
-            conn.deadline = self.now + self.s["header_timeout"]
+            conn.started = now = self.now
+            conn.deadline = now + self.header_timeout
         elif conn.state == BODY:
             conn.deadline = self.now + self.s["body_timeout"]
         self.process(conn)
@@ -693,10 +695,14 @@ class Worker:
         if keep_alive:
             if not self.accepting and not self.stopping:
                 self.start_accepting()  # stopped at the cap: this connection can be reclaimed
-            conn.state = HEAD if conn.inbuf else IDLE
-            conn.started = self.now
-            conn.deadline = self.now + (self.s["header_timeout"] if conn.inbuf
-                                        else self.s["keepalive_timeout"])
+            now = self.now
+            conn.started = now
+            if conn.inbuf:
+                conn.state = HEAD
+                conn.deadline = now + self.header_timeout
+            else:
+                conn.state = IDLE
+                conn.deadline = now + self.keepalive_timeout
         else:
             conn.state = CLOSING
             # linger only when the client may still be sending (an error, an unread body,
@@ -822,7 +828,8 @@ class Worker:
         if conn.close_after == CLOSE_NOW:
             self.close(conn)
             return
-        self.want(conn, EPOLLIN)
+        if conn.events != EPOLLIN:
+            self.want(conn, EPOLLIN)
 
     @staticmethod
     def read_file_chunk(out: deque) -> None:
