@@ -79,7 +79,10 @@ class Request:
         self.version = version
         self.headers = headers
         # a fragment (never sent by a browser, but possible on the wire) ends the target
-        self.path, _, self.query = target.partition("#")[0].partition("?")
+        if "?" in target or "#" in target:
+            self.path, _, self.query = target.partition("#")[0].partition("?")
+        else:
+            self.path, self.query = target, ""
         self.keep_alive = True
         self.content_length = 0
         self.chunked = False

@@ -49,6 +49,7 @@ COPY_LIMIT = 16384  # bodies up to this size are copied next to their head; larg
 MAX_BUFFERS = 64  # byte strings per sendmsg
 MSG_MORE = socket.MSG_MORE
 EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+READABLE = EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 STREAM_SLICE = 256 * 1024  # streamed body bytes sent per loop pass, so others get their turn
 LAST_CHUNK = b"0\r\n\r\n"
@@ -292,7 +293,7 @@ class Worker:
                     continue
                 if ev & EPOLLOUT:
                     self.on_writable(conn)
-                if ev & (EPOLLIN | select.EPOLLHUP | select.EPOLLERR) and conn.fd in conns:
+                if ev & READABLE and conn.fd in conns:
                     self.on_readable(conn)
             if self.now >= self.next_tick:
                 self.tick()
