@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from servers import LOADS, OURS_WSGI
+from servers import FLOOR, LOADS, OURS_WSGI
 
 OURS = "httpd -w1"
 BEST_PYTHON = "the best Python peer"  # a Target's peer: the fastest peer measured on its load
@@ -122,6 +122,11 @@ class Results:
     def ratio_to_nginx(self, summary):
         return ratio(summary.rps, self.rps("nginx", LOADS[summary.load].compare))
 
+    def ratio_to_floor(self, summary):
+        """Req/s as a fraction of bench/floor.py's on the load named by ``Load.floor``."""
+        floor_load = LOADS[summary.load].floor
+        return ratio(summary.rps, self.rps(FLOOR, floor_load)) if floor_load else None
+
     def ratio_to_best_python(self, summary):
         best = self.best_python(LOADS[summary.load].compare)
         return (ratio(summary.rps, best[1]), best[0]) if best else (None, None)
@@ -205,7 +210,7 @@ def results_section(res):
             if s.load != load.key or s.kind == "scaling":
                 continue
             if not s.measured:
-                rows.append([s.server, load.title, s.status, "", "", "", "", "", "", ""])
+                rows.append([s.server, load.title, s.status, "", "", "", "", "", "", "", ""])
                 continue
             best_ratio, best_name = res.ratio_to_best_python(s)
             errors = f"{s.errors} ({s.failed} failed)" if load.tool == "ab" else str(s.errors)
@@ -213,12 +218,12 @@ def results_section(res):
             noise = f"**noisy** ({spread})" if res.is_noisy(s) else spread
             rows.append([f"**{s.server}**" if s.kind == "ours" else s.server, load.title,
                          fmt_rate(s.rps), fmt_ms(s.p50_ms), fmt_ms(s.p99_ms), errors,
-                         fmt_ratio(res.ratio_to_nginx(s)),
+                         fmt_ratio(res.ratio_to_nginx(s)), fmt_ratio(res.ratio_to_floor(s)),
                          f"{fmt_ratio(best_ratio)} ({best_name})" if best_name else "-",
                          s.runs, noise])
     noisy = [f"{s.server} / {LOADS[s.load].title}" for s in res.summaries if res.is_noisy(s)]
     return table(["Server", "Load", "Req/s (median)", "p50", "p99", "Errors", "vs nginx",
-                  "vs best Python peer", "Runs", "Spread"], rows) + (
+                  "vs floor", "vs best Python peer", "Runs", "Spread"], rows) + (
         f"\n\n**Noisy** (spread > {res.noise:.0%}; rerun before trusting): {'; '.join(noisy)}."
         if noisy else "")
 
@@ -296,6 +301,7 @@ Each load ran {settings['runs']} time(s); the table shows the median, errors sum
 - wrk: `-t1 -c{settings['connections']} -d{settings['duration']} --latency`, keep-alive. ab: `-n {settings['ab_requests']} -c {settings['connections']} -r`, no keep-alive.
 - Errors: wrk's non-2xx/3xx responses plus socket errors (connect, read, write, timeout); for ab, failed requests plus non-2xx responses.
 - "vs nginx" and "vs best Python peer" compare with the same load; the sqlite row is compared with the peers' `/api/ping`.
+- "vs floor": the fraction of `bench/floor.py`, the pure Python ceiling on this machine (one `select.epoll`, find the end of each request head, send fixed 1 KB answer bytes: no parsing, stat or open). Small keep-alive answers (JSON, the sqlite row, Flask) are compared with the floor's 1 KB keep-alive rate, ab with its ab rate; "-" where the floor has no comparable load.
 - Spread: (max - min) / min of req/s over the runs; **noisy** above {settings['noise']:.0%}.
 - nginx serves `/api/ping` with `return 200`; gunicorn (sync, 1 worker) and uvicorn (uvloop + httptools) run `bench/peer_apps.py`; http.server serves files only. gunicorn's sync worker and http.server close the connection after every response, so their "keep-alive" runs reconnect.
 
@@ -364,7 +370,8 @@ def write_chart(results, path):
 
 
 def _color(kind):
-    return {"ours": "tab:red", "scaling": "tab:red", "ceiling": "tab:gray"}.get(kind, "tab:blue")
+    return {"ours": "tab:red", "scaling": "tab:red", "ceiling": "tab:gray",
+            "floor": "tab:olive"}.get(kind, "tab:blue")
 
 
 def _references(res, load):

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark our prefork server against nginx, gunicorn, uvicorn and http.server.
 
+The floor (bench/floor.py, the pure Python ceiling on this machine: an epoll
+loop that sends fixed 1 KB answer bytes) runs the 1 KB loads as a peer, and
+every row is reported as a fraction of it as well as of nginx.
+
 Usage (from the repo root)::
 
     make bench                      # full run: RESULTS.md + results.png in bench/

@@ -37,18 +37,19 @@ class Load:
     path: str
     compare: str   # the peers' load this one is compared with (scores -> ping)
     headers: tuple = ()  # extra request fields, as (name, value) pairs
+    floor: str = None    # the floor's load this one is compared with (None: no floor for it)
 
 
 LOADS = {load.key: load for load in [
-    Load("1k", "1 KB file, keep-alive", "wrk", "/index.html", "1k"),
+    Load("1k", "1 KB file, keep-alive", "wrk", "/index.html", "1k", floor="1k"),
     Load("100k", "100 KB file, keep-alive", "wrk", "/100k.html", "100k"),
     Load("1m", "1 MB file, keep-alive", "wrk", "/1m.html", "1m"),
-    Load("ping", "JSON /api/ping, keep-alive", "wrk", "/api/ping", "ping"),
-    Load("scores", "JSON + 1 sqlite row, keep-alive", "wrk", "/api/scores/1", "ping"),
-    Load("ab-1k", "1 KB file, no keep-alive (ab)", "ab", "/index.html", "ab-1k"),
+    Load("ping", "JSON /api/ping, keep-alive", "wrk", "/api/ping", "ping", floor="1k"),
+    Load("scores", "JSON + 1 sqlite row, keep-alive", "wrk", "/api/scores/1", "ping", floor="1k"),
+    Load("ab-1k", "1 KB file, no keep-alive (ab)", "ab", "/index.html", "ab-1k", floor="ab-1k"),
     Load("gzip-css", "20 KB CSS with Accept-Encoding: gzip, keep-alive", "wrk", "/20k.css",
          "gzip-css", GZIP),
-    Load("flask", "Flask JSON hello, keep-alive", "wrk", "/hello", "flask"),
+    Load("flask", "Flask JSON hello, keep-alive", "wrk", "/hello", "flask", floor="1k"),
 ]}
 STATIC_LOADS = ("1k", "100k", "1m", "ab-1k")
 SCORE_ROW = {"client_id": 1, "phone": "79175002040", "email": "a@b.c"}
@@ -108,7 +109,7 @@ def css_of_size(size):
 class Server:
     """One server configuration to benchmark."""
     name: str
-    kind: str                    # "ours", "scaling", "ceiling" or "python"
+    kind: str                    # "ours", "scaling", "ceiling", "floor" or "python"
     loads: tuple
     argv: object                 # callable(workspace, port) -> list[str]
     cwd: Path = REPO_DIR
@@ -116,6 +117,7 @@ class Server:
 
 
 OURS_WSGI = "httpd -w1 --wsgi"
+FLOOR = "floor"  # bench/floor.py: the pure Python ceiling on this machine
 
 
 def ours(workers, loads, kind="ours"):
@@ -210,6 +212,11 @@ def waitress_argv(ws, port):
             "--connection-limit=4096", FLASK_APP]
 
 
+def floor_argv(ws, port):
+    return [sys.executable, str(BENCH_DIR / "floor.py"), "--host", HOST, "--port", str(port),
+            "--file", str(ws.docroot / "index.html")]
+
+
 def http_server_argv(ws, port):
     return [sys.executable, "-m", "http.server", str(port), "--bind", HOST,
             "--directory", str(ws.docroot)]
@@ -221,6 +228,7 @@ def all_servers(docroot_env, scaling_workers):
     servers = [
         ours(1, tuple(key for key in LOADS if key != "flask")),  # Flask: OURS_WSGI below
         Server("nginx", "ceiling", ("1k", "100k", "1m", "ping", "ab-1k", "gzip-css"), nginx_argv),
+        Server(FLOOR, "floor", ("1k", "ab-1k"), floor_argv),
         Server("gunicorn", "python", ("1k", "100k", "1m", "ping", "ab-1k"), gunicorn_argv,
                env=peer_env),
         Server("uvicorn", "python", ("1k", "100k", "1m", "ping", "ab-1k"), uvicorn_argv,

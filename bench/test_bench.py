@@ -102,6 +102,7 @@ class ReportTest(unittest.TestCase):
     ROWS = [
         ("httpd -w1", "ours", "1k", "ok", [sample(700), sample(600), sample(720)]),
         ("nginx", "ceiling", "1k", "ok", [sample(1000)] * 3),
+        ("floor", "floor", "1k", "ok", [sample(1400)] * 3),
         ("uvicorn", "python", "1k", "ok", [sample(100)] * 3),
         ("httpd -w1", "ours", "ab-1k", "ok", [sample(900, errors=2, failed=2)] * 3),
         ("nginx", "ceiling", "ab-1k", "ok", [sample(1000)] * 3),
@@ -129,6 +130,20 @@ class ReportTest(unittest.TestCase):
         self.assertIn("9 non-2xx | **missed**", self.target_line(text, "JSON /api/ping"))
         self.assertIn("n/a (route missing)", self.target_line(text, "JSON + 1 sqlite row"))
         self.assertIn("16.0 MiB | **met**", self.target_line(text, "Idle worker RSS"))
+
+    def result_line(self, text, server, title):
+        return next(line for line in text.splitlines()
+                    if line.startswith(f"| {server} | {title} |"))
+
+    def test_fraction_of_the_floor(self):
+        text = self.render()
+        self.assertIn("| vs nginx | vs floor |", text)
+        # 700 req/s (median) against nginx 1000 and the floor 1400
+        self.assertIn("| 0.70x | 0.50x |", self.result_line(text, "**httpd -w1**", "1 KB file, keep-alive"))
+        self.assertIn("| 1.40x | 1.00x |", self.result_line(text, "floor", "1 KB file, keep-alive"))
+        # ping is compared with the floor's 1 KB keep-alive rate; ab has no floor row here
+        self.assertIn("| 0.36x |", self.result_line(text, "**httpd -w1**", "JSON /api/ping, keep-alive"))
+        self.assertIn("| 0.90x | - |", self.result_line(text, "**httpd -w1**", "1 KB file, no keep-alive (ab)"))
 
     def test_noisy_runs_are_flagged(self):
         self.assertIn("**noisy** (20%)", self.render())  # 600..720 req/s
@@ -204,6 +219,37 @@ class VerifyTest(unittest.TestCase):
     def test_generated_files_have_exact_sizes(self):
         for name, size in servers.STATIC_FILES.items():
             self.assertEqual(len(self.ws.expected_file("/" + name)), size)
+
+
+class FloorTest(unittest.TestCase):
+    """bench/floor.py, started as the bench starts it, passes the bench's URL check."""
+
+    def test_floor_serves_the_file_with_and_without_keep_alive(self):
+        import socket
+        with tempfile.TemporaryDirectory() as tmp:
+            ws = servers.Workspace(Path(tmp)).create()
+            port = servers.free_port()
+            floor = next(s for s in servers.all_servers(str(ws.docroot), [1])
+                         if s.name == servers.FLOOR)
+            with servers.running(floor.argv(ws, port), floor.cwd, floor.env,
+                                 Path(tmp) / "floor.log", port) as started:
+                self.assertEqual(run.verify(servers.LOADS["1k"], port, ws), "ok")
+                body = ws.expected_file("/index.html")
+                with socket.create_connection((servers.HOST, port), timeout=5) as sock:
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2)  # pipelined
+                    data = b""
+                    while data.count(body) < 2:
+                        chunk = sock.recv(65536)
+                        self.assertTrue(chunk, "closed a keep-alive connection")
+                        data += chunk
+                with socket.create_connection((servers.HOST, port), timeout=5) as sock:
+                    sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    data = b""
+                    while chunk := sock.recv(65536):  # the floor closes after it
+                        data += chunk
+                self.assertIn(b"Connection: close", data)
+                self.assertTrue(data.endswith(body))
+            self.assertEqual(started.notes, [])
 
 
 if __name__ == "__main__":

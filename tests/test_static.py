@@ -21,7 +21,7 @@ from conftest import SECRET, TYPED_FILES
 from support import parse_response
 
 from framework.web.content_types import content_type, with_charset
-from framework.web.files import NotServed, StaticFiles, not_modified
+from framework.web.files import NotServed, StaticFiles, StaticOptions, not_modified
 from framework.web.ranges import UNSATISFIABLE, parse_ranges
 from framework.web.responses import Response, http_date
 
@@ -691,13 +691,44 @@ def test_if_range(static_server, docroot: Path) -> None:
 
 def test_changed_file_gets_new_validators(tmp_path: Path) -> None:
     (tmp_path / "f.txt").write_bytes(b"one")
-    files = StaticFiles(str(tmp_path), CACHE)
+    # open_file_cache_valid 0: a stat on every request, so the change shows at once
+    files = StaticFiles(str(tmp_path), CACHE,
+                        StaticOptions.from_settings({}, open_file_cache_valid=0.0))
     first = files.handle("GET", "/f.txt", "", {})
     assert body_of(first) == b"one"
     (tmp_path / "f.txt").write_bytes(b"two!")
     second = files.handle("GET", "/f.txt", "", {})
     assert body_of(second) == b"two!"
     assert fields(first)["etag"] != fields(second)["etag"]
+
+
+def test_a_changed_file_is_served_within_open_file_cache_valid(tmp_path: Path) -> None:
+    """The cached copy goes without a stat for open_file_cache_valid seconds, not longer."""
+    (tmp_path / "f.txt").write_bytes(b"one")
+    files = StaticFiles(str(tmp_path), CACHE,
+                        StaticOptions.from_settings({}, open_file_cache_valid=0.5))
+    assert body_of(files.handle("GET", "/f.txt", "", {})) == b"one"
+    changed = time.monotonic()
+    (tmp_path / "f.txt").write_bytes(b"two!")
+    seen = []
+    while time.monotonic() - changed < 0.5 + 0.3:
+        seen.append((time.monotonic() - changed, body_of(files.handle("GET", "/f.txt", "", {}))))
+        time.sleep(0.01)
+    assert seen[0][1] == b"one"  # within the bound the cached copy may still be served...
+    fresh = [t for t, body in seen if body == b"two!"]
+    assert fresh and fresh[0] <= 0.5 + 0.05  # ...but never past it
+    assert all(body == b"two!" for t, body in seen if t >= fresh[0])
+    # the default bound is one second (the path resolution is remembered that long too)
+    assert StaticOptions.from_settings({}).cache_valid == 1.0
+
+
+def test_a_deleted_cached_file_is_gone_within_the_bound(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_bytes(b"one")
+    files = StaticFiles(str(tmp_path), CACHE)
+    assert files.handle("GET", "/f.txt", "", {}).status == 200
+    (tmp_path / "f.txt").unlink()
+    time.sleep(1.05)
+    assert files.handle("GET", "/f.txt", "", {}).status == 404
 
 
 # -- hidden files ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from support import parse_response, running_server
 from framework.server import config
 from framework.web import files as static_module
 from framework.web.compression import GzipCache, accepts_gzip
-from framework.web.files import StaticFiles
+from framework.web.files import StaticFiles, StaticOptions
 
 GZ = {"Accept-Encoding": "gzip"}
 CACHE = 256 * 1024  # the default static_cache_size: files above it go out with sendfile
@@ -287,6 +287,7 @@ def test_a_changed_file_is_compressed_again(server, site: Path) -> None:
     assert gzip.decompress(first[2]) == text(5000, 20)
     time.sleep(0.01)
     path.write_bytes(text(6000, 21))
+    time.sleep(1.05)  # open_file_cache_valid (1 s): the cached copy is checked again after it
     for _ in range(4):  # every worker sees the new version
         _, fields, body = fetch(server, "/changing.js", headers=GZ)
         assert gzip.decompress(body) == text(6000, 21)
@@ -314,7 +315,8 @@ def test_compressed_once_per_file_version(monkeypatch, tmp_path: Path) -> None:
 
     monkeypatch.setattr(static_module, "gzip_bytes", counting)
     (tmp_path / "a.css").write_bytes(text(50_000, 30))
-    files = StaticFiles(str(tmp_path), CACHE)
+    files = StaticFiles(str(tmp_path), CACHE,  # a stat on every request: the change shows at once
+                        StaticOptions.from_settings({}, open_file_cache_valid=0.0))
     for target in ("/a.css", "/a.css", "/./a.css", "//a.css"):  # one file behind every path
         assert gzip.decompress(files.handle("GET", target, "", {"accept-encoding": "gzip"}).body) \
             == text(50_000, 30)
@@ -690,6 +692,8 @@ def test_default_types_without_overrides(plain_server) -> None:
     {"fallback_file": ["a"]}, {"mime_types": {"wasm": "application/wasm"}},
     {"mime_types": {".": "text/plain"}}, {"mime_types": {".x": "nonsense"}},
     {"mime_types": {".x": "text/"}}, {"mime_types": {".x": "text/plain\r\nX-Evil: 1"}},
+    {"open_file_cache_valid": -0.5}, {"open_file_cache_valid": 60.0},
+    {"open_file_cache_valid": float("nan")}, {"open_file_cache_valid": "1"},
 ])
 def test_bad_static_settings_are_refused(values: dict) -> None:
     with pytest.raises(config.ConfigError):

@@ -119,6 +119,9 @@ CORE_SETTINGS: Schema = {
                                              "file"),
     "static_cache_size": Setting(256 * 1024, int, "static files up to this size are cached in "
                                                   "memory"),
+    "open_file_cache_valid": Setting(1.0, float, "seconds a static file cached in memory is "
+                                                 "served without a stat, 0..1 (a change shows "
+                                                 "within this bound); 0 checks on every request"),
     "gzip": Setting(True, bool, "compress static files and app answers of gzip_types when the "
                                 "client accepts gzip"),
     "gzip_min_length": Setting(1024, int, "smallest body in bytes worth compressing"),
@@ -499,6 +502,10 @@ def resolve_automatic(s: dict[str, Any]) -> None:
 
 def validate_static(s: dict[str, Any]) -> None:
     """The static-file keys: lists and mappings of the right strings, no CR/LF in a field."""
+    if not 0 <= s["open_file_cache_valid"] <= 1:
+        # a path's resolution is remembered one second and renewing it re-reads the file
+        raise ConfigError(f"open_file_cache_valid must be 0..1 seconds, "
+                          f"got {s['open_file_cache_valid']}")
     for key in ("gzip_types", "index"):
         if not all(isinstance(item, str) and item for item in s[key]):
             raise ConfigError(f"{key} must be a list of non-empty strings")

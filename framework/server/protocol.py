@@ -42,6 +42,10 @@ HOST_VALUE = re.compile(
 # method that a target does not support (RFC 9110 §9.1, §15.5.6).
 KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
                            "TRACE", "PATCH", "QUERY"))
+METHOD_NAMES = {method.encode("ascii"): method for method in KNOWN_METHODS}
+VERSION_NAMES = {b"HTTP/1.1": "HTTP/1.1", b"HTTP/1.0": "HTTP/1.0"}
+GOOD_HOSTS: set[str] = set()  # Host values that matched HOST_VALUE (see valid_host)
+GOOD_HOSTS_MAX = 64
 OWS = " \t"  # RFC 9110 §5.6.3: optional whitespace is SP and HTAB, never other spaces
 ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)")
 
@@ -75,7 +79,10 @@ class Request:
         self.version = version
         self.headers = headers
         # a fragment (never sent by a browser, but possible on the wire) ends the target
-        self.path, _, self.query = target.partition("#")[0].partition("?")
+        if "?" in target or "#" in target:
+            self.path, _, self.query = target.partition("#")[0].partition("?")
+        else:
+            self.path, self.query = target, ""
         self.keep_alive = True
         self.content_length = 0
         self.chunked = False
@@ -164,18 +171,35 @@ def parse_request_line(line: bytes) -> tuple[str, str, str]:
     parts = line.split(b" ")
     if len(parts) != 3:
         raise HttpError(400, "malformed request line")
-    method, target, version = parts
-    if not method or method.translate(None, TCHAR):
-        raise HttpError(400, "malformed method")
-    if version != b"HTTP/1.1" and version != b"HTTP/1.0":
-        if not HTTP_VERSION.fullmatch(version):
+    raw_method, target, raw_version = parts
+    method = METHOD_NAMES.get(raw_method)  # a known method is a token: nothing to check
+    if method is None:
+        if not raw_method or raw_method.translate(None, TCHAR):
+            raise HttpError(400, "malformed method")
+        method = raw_method.decode("ascii")
+    version = VERSION_NAMES.get(raw_version)
+    if version is None:
+        if not HTTP_VERSION.fullmatch(raw_version):
             raise HttpError(400, "malformed HTTP version")
-        if version[5:6] != b"1":
+        if raw_version[5:6] != b"1":
             raise HttpError(505)
-        version = b"HTTP/1.1"  # RFC 9110 §2.5: a higher 1.x minor is handled as 1.1
+        version = "HTTP/1.1"  # RFC 9110 §2.5: a higher 1.x minor is handled as 1.1
     if not target or BAD_TARGET.search(target):
         raise HttpError(400, "malformed request target")
-    return method.decode("ascii"), target.decode("ascii"), version.decode("ascii")
+    return method, target.decode("ascii"), version
+
+
+def valid_host(host: str) -> bool:
+    """RFC 3986 host with an optional port (HOST_VALUE); the last few valid values are
+    remembered, so a keep-alive client's repeated Host costs one set lookup."""
+    if host in GOOD_HOSTS:
+        return True
+    if not HOST_VALUE.fullmatch(host):
+        return False
+    if len(GOOD_HOSTS) >= GOOD_HOSTS_MAX:
+        GOOD_HOSTS.clear()
+    GOOD_HOSTS.add(host)
+    return True
 
 
 def parse_fields(lines: list[str]) -> dict[str, str]:
@@ -218,7 +242,7 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
             request.host = absolute.group(1).decode("ascii")
             if not request.host or request.host[0] == ":":
                 raise HttpError(400, "malformed request target")
-            if not HOST_VALUE.fullmatch(headers.get("host", "")):
+            if not valid_host(headers.get("host", "")):
                 # RFC 9112 §3.2: the Host field is ignored then, but an invalid one is a 400
                 raise HttpError(400, "malformed Host header")
             rest = absolute.group(2).decode("ascii")
@@ -228,7 +252,7 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
             raise HttpError(400, "malformed request target")
     if http11 and "host" not in headers:
         raise HttpError(400, "missing Host header")  # RFC 9112 §3.2, whatever the target form
-    if not HOST_VALUE.fullmatch(request.host):
+    if not valid_host(request.host):
         raise HttpError(400, "malformed Host header")
 
     connection = headers.get("connection")

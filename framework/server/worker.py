@@ -49,6 +49,7 @@ COPY_LIMIT = 16384  # bodies up to this size are copied next to their head; larg
 MAX_BUFFERS = 64  # byte strings per sendmsg
 MSG_MORE = socket.MSG_MORE
 EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
+READABLE = EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 STREAM_SLICE = 256 * 1024  # streamed body bytes sent per loop pass, so others get their turn
 LAST_CHUNK = b"0\r\n\r\n"
@@ -159,6 +160,8 @@ class Worker:
         self.limits = Limits(settings["max_request_line"], settings["max_header_size"],
                              settings["max_header_count"])
         self.spool_size = settings["body_spool_size"]
+        self.header_timeout = settings["header_timeout"]  # read per request: kept at hand
+        self.keepalive_timeout = settings["keepalive_timeout"]
         self.access = AccessLog(settings["access_log"], settings["access_log_format"])
         self.metrics = metrics  # a WorkerMetrics, or None
         self.metrics_path = settings["metrics_path"] if metrics is not None else None
@@ -290,7 +293,7 @@ class Worker:
                     continue
                 if ev & EPOLLOUT:
                     self.on_writable(conn)
-                if ev & (EPOLLIN | select.EPOLLHUP | select.EPOLLERR) and conn.fd in conns:
+                if ev & READABLE and conn.fd in conns:
                     self.on_readable(conn)
             if self.now >= self.next_tick:
                 self.tick()
@@ -497,8 +500,8 @@ class Worker:
         conn.inbuf += data
         if conn.state == IDLE:
             conn.state = HEAD
-            conn.started = self.now
-            conn.deadline = self.now + self.s["header_timeout"]
+            conn.started = now = self.now
+            conn.deadline = now + self.header_timeout
         elif conn.state == BODY:
             conn.deadline = self.now + self.s["body_timeout"]
         self.process(conn)
@@ -693,10 +696,14 @@ class Worker:
         if keep_alive:
             if not self.accepting and not self.stopping:
                 self.start_accepting()  # stopped at the cap: this connection can be reclaimed
-            conn.state = HEAD if conn.inbuf else IDLE
-            conn.started = self.now
-            conn.deadline = self.now + (self.s["header_timeout"] if conn.inbuf
-                                        else self.s["keepalive_timeout"])
+            now = self.now
+            conn.started = now
+            if conn.inbuf:
+                conn.state = HEAD
+                conn.deadline = now + self.header_timeout
+            else:
+                conn.state = IDLE
+                conn.deadline = now + self.keepalive_timeout
         else:
             conn.state = CLOSING
             # linger only when the client may still be sending (an error, an unread body,
@@ -822,7 +829,8 @@ class Worker:
         if conn.close_after == CLOSE_NOW:
             self.close(conn)
             return
-        self.want(conn, EPOLLIN)
+        if conn.events != EPOLLIN:
+            self.want(conn, EPOLLIN)
 
     @staticmethod
     def read_file_chunk(out: deque) -> None:

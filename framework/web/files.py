@@ -12,7 +12,9 @@ once and cached (``framework/web/compression.py``), and a ``FILE.gz`` beside it 
 Each has its own ETag, so 304 and ranges work per representation.
 
 Resolving a path costs several system calls, so each resolution is remembered for a second;
-small files are kept in memory and revalidated with one ``stat`` per request.
+small files are kept in memory and revalidated with one ``stat`` at most every
+``open_file_cache_valid`` seconds (nginx's ``open_file_cache_valid``; 0: on every request), so
+a changed file is served within that bound.
 """
 from __future__ import annotations
 
@@ -69,6 +71,7 @@ class StaticOptions:
     error_pages: dict[int, str]
     fallback_file: str
     types: dict[str, str]
+    cache_valid: float = 0.0  # open_file_cache_valid: seconds a cached file goes without a stat
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], **override: Any) -> StaticOptions:
@@ -86,6 +89,7 @@ class StaticOptions:
             error_pages={int(status): path for status, path in s["error_pages"].items()},
             fallback_file=s["fallback_file"],
             types=merged_table(s["mime_types"]),
+            cache_valid=s["open_file_cache_valid"],
         )
 
 
@@ -107,7 +111,7 @@ class Resolved:
     """Where a request path leads: a file to serve or a redirect, checked at ``checked``."""
 
     __slots__ = ("path", "url_path", "redirect", "checked", "cache_control", "stat_key", "size",
-                 "mtime_ns", "body", "type_field", "extra", "compressible", "identity", "gzipped",
+                 "mtime_ns", "validated", "body", "type_field", "extra", "compressible", "identity", "gzipped",
                  "gz_checked", "gz_present", "gz_static")
 
     def __init__(self, path: str, url_path: str, redirect: str | None, checked: float,
@@ -120,6 +124,7 @@ class Resolved:
         self.stat_key: tuple[int, int, int] | None = None
         self.size = 0
         self.mtime_ns = 0
+        self.validated = NEVER  # when ``body`` was last found current by a stat
         self.body: bytes | None = None  # cached content of a small file
         self.type_field = ("Content-Type", "")
         self.extra: list[tuple[str, str]] = []
@@ -275,16 +280,23 @@ class StaticFiles:
 
     def serve(self, entry: Resolved, headers: dict[str, str], now: float, status: int = 200,
               extra: list[tuple[str, str]] | tuple = ()) -> Response:
-        """The file with ``status``: 200 (with 304 and ranges) or an error page's status."""
-        try:
-            st = os.stat(entry.path)
-        except OSError:
-            raise NotServed(404) from None
-        if not stat.S_ISREG(st.st_mode):
-            raise NotServed(404)
-        key = (st.st_size, st.st_mtime_ns, st.st_ino)
-        if entry.stat_key != key:
-            self.refresh(entry, st, key)
+        """The file with ``status``: 200 (with 304 and ranges) or an error page's status.
+
+        A file kept in memory whose ``stat`` matched less than ``cache_valid`` seconds ago is
+        served without another ``stat``: a change shows within that bound.
+        """
+        if entry.body is None or now - entry.validated >= self.options.cache_valid:
+            try:
+                st = os.stat(entry.path)
+            except OSError:
+                raise NotServed(404) from None
+            if not stat.S_ISREG(st.st_mode):
+                raise NotServed(404)
+            key = (st.st_size, st.st_mtime_ns, st.st_ino)
+            if entry.stat_key != key:
+                self.refresh(entry, st, key)
+            if entry.stat_key is not None:
+                entry.validated = now
         if self.options.gzip_static and now - entry.gz_checked > RESOLVE_TTL:
             self.look_for_gz(entry, now)
         if ((entry.compressible or entry.gz_present)
@@ -298,7 +310,7 @@ class StaticFiles:
                 response = Response(200, entry.body)  # the common case, kept cheap
                 response.raw = entry.identity.raw
                 return response
-            return self.answer(entry.identity, headers, st.st_size, entry.body, None, status,
+            return self.answer(entry.identity, headers, entry.size, entry.body, None, status,
                                extra)
         # large file: send the very file we stat, so its length cannot change under us
         file = self.open(entry.path)
