@@ -38,40 +38,13 @@ from loadgen import parse_wrk
 from servers import HOST, REPO_DIR, free_port, running
 
 sys.path.insert(0, str(REPO_DIR / "tests"))
-from support import PostgresCluster  # noqa: E402 - the tests' throwaway PostgreSQL
+from support import (  # noqa: E402 - the tests' throwaway PostgreSQL and nginx balancer
+    PostgresCluster,
+    write_balancer_conf,
+)
 
 LUA = Path(__file__).resolve().parent / "sales_post.lua"
 TOKEN = "bench-token"
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/client-body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    upstream httpd {{
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen {host}:{port};
-        location / {{
-            proxy_pass http://httpd;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-        }}
-    }}
-}}
-"""
-
 
 @contextlib.contextmanager
 def instance(workdir: Path, database: str):
@@ -93,9 +66,7 @@ def nginx(workdir: Path, ports: list[int]):
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o755)
     port = free_port()
-    servers = "\n".join(f"        server {HOST}:{p};" for p in ports)
-    conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(root=workdir, host=HOST, port=port, servers=servers))
+    conf = write_balancer_conf(workdir, port, ports)
     argv = ["nginx", "-p", f"{workdir}/", "-e", str(workdir / "nginx-error.log"), "-c", str(conf)]
     with running(argv, workdir, {}, workdir / "nginx.log", port):
         yield port

@@ -462,3 +462,47 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+BALANCER_CONF = """\
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_max_body_size 10m;
+    client_body_temp_path {root}/client-body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    upstream httpd {{
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://httpd;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_next_upstream error timeout;
+            proxy_connect_timeout 2s;
+        }}
+    }}
+}}
+"""
+
+
+def write_balancer_conf(root: Path, port: int, upstream_ports: list[int],
+                        server_options: str = "") -> Path:
+    """An nginx.conf for round robin over loopback instances (the cluster test, the scaling
+    bench); ``server_options`` follow each upstream server (e.g. max_fails)."""
+    servers = "\n".join(f"        server 127.0.0.1:{p}{' ' + server_options if server_options else ''};"
+                        for p in upstream_ports)
+    conf = root / "nginx.conf"
+    conf.write_text(BALANCER_CONF.format(root=root, port=port, servers=servers))
+    return conf

@@ -20,39 +20,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from support import S3_ENV, ServerProcess, free_port, png, s3_client, wait_for
-
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_max_body_size 10m;
-    client_body_temp_path {root}/client-body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    upstream httpd {{
-{servers}
-        keepalive 16;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://httpd;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_next_upstream error timeout;
-            proxy_connect_timeout 2s;
-        }}
-    }}
-}}
-"""
+from support import (
+    S3_ENV,
+    ServerProcess,
+    free_port,
+    png,
+    s3_client,
+    wait_for,
+    write_balancer_conf,
+)
 
 
 class Balancer:
@@ -64,10 +40,7 @@ class Balancer:
         self.root = root = Path(tempfile.mkdtemp(prefix="httpd-nginx-"))
         root.chmod(0o755)
         self.port = free_port()
-        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=30s;"
-                            for p in ports)
-        self.conf = root / "nginx.conf"
-        self.conf.write_text(NGINX_CONF.format(root=root, port=self.port, servers=servers))
+        self.conf = write_balancer_conf(root, self.port, ports, "max_fails=1 fail_timeout=30s")
         self.proc = subprocess.Popen(
             ["nginx", "-p", f"{root}/", "-e", str(root / "nginx-error.log"), "-c",
              str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
