@@ -16,7 +16,7 @@ from framework.web import db, openapi
 from framework.web.app import ApiError, ApiRequest, App, Example, error_response
 from framework.web.auth import require_admin
 from framework.web.compression import compress_app_response
-from framework.web.responses import Response, json_response
+from framework.web.responses import JSON_TYPE_FIELD, Response, encode_json
 from framework.web.router import BODY_MEDIA_TYPES, Route, Router
 from handlers.static import document_root
 
@@ -88,6 +88,8 @@ class Dispatcher:
     def handle(self, request: Request) -> Response:
         # only a request with a body went through preflight (and so may be in ``routed``)
         target = (request.has_body and self.routed.pop(request, None)) or self.resolve(request)
+        if target.__class__ is tuple:
+            return self.call(target[0], target[1], request)
         if target is None:
             return self.static.handle(request.method, request.path, request.query,
                                       request.headers)
@@ -117,12 +119,13 @@ class Dispatcher:
         if not known:
             return unknown_method(request)
         methods, params = match
-        route = pick(methods, request.method)
+        route = methods.get(request.method) or pick(methods, request.method)
         if route is None:
             return not_allowed(methods, request.method)
-        refusal = check_content_type(route, request)
-        if refusal is not None:
-            return refusal
+        if route.body_kinds:
+            refusal = check_content_type(route, request)
+            if refusal is not None:
+                return refusal
         return route, params
 
     def call(self, route: Route, params: dict[str, Any], request: Request) -> Response:
@@ -137,7 +140,8 @@ class Dispatcher:
             elif result is None or route.status == 204:  # 204 has no body (RFC 9110 §15.3.5)
                 response = Response(204)
             else:
-                response = json_response(result, route.status)
+                response = Response(route.status, encode_json(result).encode("utf-8"))
+                response.raw = JSON_TYPE_FIELD
         except ApiError as exc:
             response = exc.response()
         except Exception as exc:
@@ -152,7 +156,7 @@ class Dispatcher:
             db.abandon_transaction()
         if req.response_headers:
             response.headers.extend(req.response_headers)
-        if self.gzip_types is not None:
+        if self.gzip_types is not None and len(response.body) >= self.gzip_min_length:
             compress_app_response(response, request.headers.get("accept-encoding"),
                                   self.gzip_min_length, self.gzip_types)
         return response

@@ -70,7 +70,7 @@ class Request:
     """A parsed request head plus, once read, its body. Header names are lower-case."""
 
     __slots__ = ("method", "target", "path", "query", "version", "headers", "keep_alive",
-                 "content_length", "chunked", "expect_continue", "host", "body",
+                 "content_length", "chunked", "has_body", "expect_continue", "host", "body",
                  "body_file", "client", "scheme", "__weakref__")
 
     def __init__(self, method: str, target: str, version: str, headers: dict[str, str]) -> None:
@@ -86,6 +86,7 @@ class Request:
         self.keep_alive = True
         self.content_length = 0
         self.chunked = False
+        self.has_body = False  # chunked, or a Content-Length above 0 (set by apply_framing)
         self.expect_continue = False
         self.host = headers.get("host", "")
         self.body: bytes = b""
@@ -93,12 +94,18 @@ class Request:
         self.client = ("", 0)
         self.scheme = "http"  # "https" over TLS, or as a trusted proxy reports it
 
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or self.content_length > 0
-
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} {self.version}>"
+
+
+# The common head in one C pass (RFC 9112 §3, §5): a known method, an origin-form target of
+# visible ASCII, HTTP/1.1 or 1.0, and field lines of a token name and a value of HTAB, SP,
+# visible ASCII and obs-text. Such a head has no bare CR or LF and no control byte, so
+# ``parse_head`` only splits it; anything else goes to ``parse_head_strict``, which finds out
+# what is wrong (or parses the rare valid forms: absolute-form, "*", CONNECT, HTTP/1.2).
+COMMON_HEAD = re.compile(
+    r"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|QUERY) (/[!-~]*) HTTP/1\.([01])"
+    r"((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t -~\x80-\xff]*)*)")
 
 
 def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
@@ -106,7 +113,37 @@ def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
 
     Returns (request, bytes consumed) or None when more bytes are needed. Leading empty
     lines are dropped from ``buf`` in place (RFC 9112 §2.2 lets a server ignore them).
+    A head that ``COMMON_HEAD`` matches within the limits is split here; every other one
+    (and a repeated field name) takes ``parse_head_strict``, which gives the same result
+    for the heads this path takes (tests/test_fuzz.py checks both agree).
     """
+    end = buf.find(b"\r\n\r\n")
+    if end > 0:
+        head = buf[:end].decode("latin-1")
+        match = COMMON_HEAD.fullmatch(head)
+        if match is not None:
+            method, target, minor, fields = match.groups()
+            start = match.start(4)  # the request line's length
+            lines = fields.split("\r\n")  # ["", field line, ...]
+            if (start <= limits.max_request_line and end - start <= limits.max_header_size
+                    and len(lines) <= limits.max_header_count + 1):
+                headers: dict[str, str] = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    key = name.lower()
+                    if key in headers:
+                        break  # a list to combine, or a duplicate to refuse: the strict path
+                    headers[key] = value.strip(OWS)
+                else:
+                    request = Request(method, target, "HTTP/1.1" if minor == "1" else "HTTP/1.0",
+                                      headers)
+                    apply_framing(request, headers)
+                    return request, end + 4
+    return parse_head_strict(buf, limits)
+
+
+def parse_head_strict(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
+    """``parse_head`` for any head, checking each rule in turn to name what is wrong."""
     skip = 0
     size = len(buf)
     while skip < size and buf[skip] in b"\r\n":
@@ -282,11 +319,12 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
             raise HttpError(400, "chunked must be the final transfer coding")
         if len(codings) > 1:
             raise HttpError(501, "unsupported transfer coding")  # RFC 9112 §6.1
-        request.chunked = True
+        request.chunked = request.has_body = True
     elif cl is not None:
         if not cl.isdigit() or not cl.isascii() or len(cl) > 18:
             raise HttpError(400, "malformed Content-Length")
         request.content_length = int(cl)
+        request.has_body = request.content_length > 0
 
     expect = headers.get("expect")
     if expect is not None:

@@ -42,10 +42,14 @@ __all__ = ["ERROR_CODES", "ApiError", "ApiRequest", "App", "Example", "created",
            "error_response", "load_app_modules", "parse_json", "validation_error"]
 
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+NOT_PARSED = object()  # ApiRequest._json before json() was called
 
 
 class ApiRequest:
     """A request as apps see it: parsed parts, never bytes or sockets."""
+
+    __slots__ = ("raw", "method", "path", "params", "headers", "settings", "apps",
+                 "response_headers", "_query", "_json")
 
     def __init__(self, request: Request, params: dict[str, Any], settings: dict[str, Any],
                  apps: tuple[App, ...] = ()) -> None:
@@ -58,8 +62,7 @@ class ApiRequest:
         self.apps = apps  # every mounted app, for endpoints that describe the server
         self.response_headers: list[tuple[str, str]] = []
         self._query: dict[str, list[str]] | None = None
-        self._json: Any = None
-        self._json_parsed = False
+        self._json: Any = NOT_PARSED
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -83,9 +86,8 @@ class ApiRequest:
 
     def json(self) -> Any:
         """The body parsed strictly (``parse_json``); every problem is a 400."""
-        if not self._json_parsed:
+        if self._json is NOT_PARSED:
             self._json = parse_json(self.body_bytes())
-            self._json_parsed = True
         return self._json
 
     def body_bytes(self) -> bytes:

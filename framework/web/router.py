@@ -68,15 +68,12 @@ class Route:
     response_headers: dict[str, dict] = field(default_factory=dict)  # name -> OpenAPI header
     tags: list[str] = field(default_factory=list)
     params: dict[str, str] = field(init=False)  # parameter name -> converter, in path order
+    body_kinds: tuple[str, ...] = field(init=False)  # ``body`` as a tuple: () for no body
 
     def __post_init__(self) -> None:
         self.params = {name: kind or "str" for kind, name in PARAM.findall(self.pattern)}
-
-    @property
-    def body_kinds(self) -> tuple[str, ...]:
-        if self.body is None:
-            return ()
-        return (self.body,) if isinstance(self.body, str) else tuple(self.body)
+        body = self.body
+        self.body_kinds = () if body is None else (body,) if isinstance(body, str) else tuple(body)
 
 
 class Pattern:
@@ -139,8 +136,8 @@ class Router:
 
         The parameters are copied so a handler cannot change the remembered ones.
         """
-        found = self.remembered(path)
-        if found is CLAIMED or found is UNCLAIMED:
+        found = self.recent.get(path) or self.remembered(path)
+        if found.__class__ is not tuple:  # CLAIMED or UNCLAIMED
             return None
         return found if not found[1] else (found[0], dict(found[1]))
 
