@@ -66,12 +66,14 @@ CLOSE_NOW, LINGER = 1, 2
 class Connection:
     __slots__ = ("sock", "fd", "client", "inbuf", "out", "outbuf", "state", "deadline",
                  "request", "remaining", "decoder", "spool", "body_parts", "close_after",
-                 "events", "port", "scheme", "trusted", "origin", "started")
+                 "events", "port", "peer", "scheme", "trusted", "origin", "started")
 
-    def __init__(self, sock: socket.socket, client: str) -> None:
+    def __init__(self, sock: socket.socket, client: str, port: int = 0) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.client = client
+        self.port = port  # the client's port
+        self.peer = (client, port)  # what each request's ``client`` starts as
         self.inbuf = bytearray()
         self.out: deque[Any] = deque()  # bytes, or [file, offset, remaining] for sendfile
         self.outbuf = bytearray()  # responses not yet moved to ``out``
@@ -84,7 +86,6 @@ class Connection:
         self.body_parts: list[bytes] = []
         self.close_after = 0  # CLOSE_NOW or LINGER once the last answer is sent
         self.events = EPOLLIN
-        self.port = 0  # the client's port
         self.scheme = "http"
         self.trusted = False  # the peer may say who the client is (forwarded_allow_ips)
         self.origin = False  # scheme or client may differ from the defaults: see resolve_origin
@@ -176,8 +177,9 @@ class Worker:
         self.stop_deadline = 0.0
         self.signals: list[int] = []
         self.now = time.monotonic()
-        self.date_second = -1
-        self.date = b""
+        self.date = b""  # the Date and Server fields, renewed as the wall clock's second turns
+        self.date_expires = 0.0  # (monotonic) when ``date`` is a second old
+        self.renew_date()
         self.next_tick = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -278,6 +280,8 @@ class Worker:
                 return
             events = poll(1.0)
             self.now = time.monotonic()
+            if self.now >= self.date_expires:
+                self.renew_date()
             for fd, ev in events:
                 conn = conns.get(fd)
                 if conn is None:
@@ -331,9 +335,10 @@ class Worker:
                     continue
                 raise
             sock.setblocking(False)
-            conn = Connection(sock, addr[0] if isinstance(addr, tuple) else "-")
             if isinstance(addr, tuple):
-                conn.port = addr[1]
+                conn = Connection(sock, addr[0], addr[1])
+            else:
+                conn = Connection(sock, "-")
             if prelude:
                 self.start_prelude(conn)
             else:
@@ -437,7 +442,7 @@ class Worker:
         conn.sock.recv(header.consumed - len(conn.inbuf))
         conn.inbuf.clear()
         if header.client is not None:
-            conn.client, conn.port = header.client
+            conn.client, conn.port = conn.peer = header.client
         if header.tls:
             conn.scheme = "https"  # TLS ended at the proxy
         return True
@@ -507,44 +512,41 @@ class Worker:
         self.process(conn)
 
     def process(self, conn: Connection) -> None:
-        """Answer every complete request in the buffer, in order, sending in batches."""
-        while self.answer_buffered(conn):
-            self.flush(conn)
-            if conn.out or conn.fd not in self.conns:
-                return
-        self.flush(conn)
-
-    def answer_buffered(self, conn: Connection) -> bool:
-        """Answer requests until the buffer runs dry; True when output must drain first."""
+        """Answer every complete request in the buffer, in order, sending in batches: when
+        OUT_HIGH_WATER bytes of answers wait, or a file or stream is queued, they go out
+        before the next request is read, and reading stops while they cannot."""
         while conn.state != CLOSING:
             if len(conn.outbuf) >= OUT_HIGH_WATER or conn.out:
-                return True
+                self.flush(conn)
+                if conn.out or conn.fd not in self.conns:
+                    return  # the rest waits for EPOLLOUT (on_writable), or the end
+                continue
             if conn.state == BODY:
                 if not self.read_body(conn):
-                    return False
+                    break
                 request = conn.request
             else:
                 if not conn.inbuf:
-                    return False
+                    break
                 try:
                     parsed = parse_head(conn.inbuf, self.limits)
                 except HttpError as exc:
                     self.fail(conn, exc)
-                    return False
+                    break
                 if parsed is None:
                     if not conn.inbuf:
                         self.become_idle(conn)
-                    return False
+                    break
                 request, consumed = parsed
                 del conn.inbuf[:consumed]
-                request.client = (conn.client, conn.port)
+                request.client = conn.peer
                 if conn.origin:
                     self.resolve_origin(conn, request)
                 if request.has_body:
                     self.start_body(conn, request)
                     continue
             self.respond(conn, request)
-        return False
+        self.flush(conn)
 
     def start_body(self, conn: Connection, request: Request) -> None:
         """Check the request before its body arrives: answer it at once, or start reading."""
@@ -665,27 +667,24 @@ class Worker:
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
         if response.stream is not None:
-            self.respond_streamed(conn, request, response, fields, keep_alive, head_only)
-            return
-        conn.outbuf += response_head(response.status, response.raw, fields,
-                                     self.date_and_server(), response.length, keep_alive)
-        if response.file is not None:
-            if head_only or not response.length:
-                response.file.close()
-            else:
-                self.queue_outbuf(conn)
-                conn.out.extend(response.file_items())
-        elif not head_only and response.body:
-            if len(response.body) < COPY_LIMIT:
-                conn.outbuf += response.body
-            else:  # a large body goes out beside the head (one writev), not copied into it
-                self.queue_outbuf(conn)
-                conn.out.append(response.body)
-        self.answered(conn, request, response, keep_alive, head_only, close)
-
-    def answered(self, conn: Connection, request: Request | None, response: Response,
-                 keep_alive: bool, head_only: bool, close: bool = False) -> None:
-        """After an answer is queued: log it, then wait for the next request or close."""
+            keep_alive = self.queue_stream(conn, request, response, fields, keep_alive,
+                                           head_only)
+        else:
+            conn.outbuf += response_head(response.status, response.raw, fields,
+                                         self.date, response.length, keep_alive)
+            if response.file is not None:
+                if head_only or not response.length:
+                    response.file.close()
+                else:
+                    self.queue_outbuf(conn)
+                    conn.out.extend(response.file_items())
+            elif not head_only and response.body:
+                if len(response.body) < COPY_LIMIT:
+                    conn.outbuf += response.body
+                else:  # a large body goes out beside the head (one writev), not copied
+                    self.queue_outbuf(conn)
+                    conn.out.append(response.body)
+        # the answer is queued: log it, then wait for the next request or close
         if self.access.enabled:
             self.log_access(conn, request, response, head_only)
         if self.metrics is not None:
@@ -736,9 +735,10 @@ class Worker:
         self.metrics.set_open(len(self.conns))
         return Response(200, self.metrics.shared.render(), content_type=CONTENT_TYPE)
 
-    def respond_streamed(self, conn: Connection, request: Request, response: Response,
-                         fields: bytes, keep_alive: bool, head_only: bool) -> None:
-        """Queue the head of a response whose body is pulled as the socket drains.
+    def queue_stream(self, conn: Connection, request: Request, response: Response,
+                     fields: bytes, keep_alive: bool, head_only: bool) -> bool:
+        """Queue the head of a response whose body is pulled as the socket drains; returns
+        whether the connection stays open after it.
 
         Without a length the body goes chunked to HTTP/1.1 clients and close-delimited to
         HTTP/1.0 ones (RFC 9112 §6.3).
@@ -747,7 +747,7 @@ class Worker:
         if response.length is None and not chunked:
             keep_alive = False  # the end of the body is the end of the connection
         conn.outbuf += response_head(response.status, response.raw, fields,
-                                     self.date_and_server(), response.length, keep_alive,
+                                     self.date, response.length, keep_alive,
                                      chunked)
         stream = Stream(response.stream, chunked, response.length)
         if head_only:
@@ -755,15 +755,20 @@ class Worker:
         else:
             self.queue_outbuf(conn)
             conn.out.append(stream)
-        self.answered(conn, request, response, keep_alive, head_only)
+        return keep_alive
 
-    def date_and_server(self) -> bytes:
-        """The Date and Server fields, formatted once a second."""
-        second = int(time.time())
-        if second != self.date_second:
-            self.date_second = second
-            self.date = f"Date: {http_date(second)}\r\nServer: {SERVER_NAME}\r\n".encode()
-        return self.date
+    def renew_date(self) -> None:
+        """Format the Date and Server fields for the current second, and note when it ends.
+
+        The loop calls this after ``epoll_wait`` once the second has turned, so every
+        answer of one pass shares the Date of the moment its events arrived, as nginx's
+        cached time does (RFC 9110 §6.6.1: the time the message was generated, to the
+        second).
+        """
+        wall = time.time()
+        second = int(wall)
+        self.date = f"Date: {http_date(second)}\r\nServer: {SERVER_NAME}\r\n".encode()
+        self.date_expires = self.now + (second + 1 - wall)
 
     # -- writing ---------------------------------------------------------------------------
 
