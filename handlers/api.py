@@ -134,7 +134,7 @@ class Dispatcher:
         try:
             if route.admin:
                 require_admin(req)
-            result = route.handler(req, **params)
+            result = route.handler(req, **params) if params else route.handler(req)
             if isinstance(result, Response):
                 response = result
             elif result is None or route.status == 204:  # 204 has no body (RFC 9110 §15.3.5)
@@ -153,7 +153,8 @@ class Dispatcher:
                 log.exception("handler %s %s failed", route.method, route.pattern)
                 response = error_response(500, "internal server error")
         finally:
-            db.abandon_transaction()
+            if db.touched:
+                db.abandon_transaction()
         if req.response_headers:
             response.headers.extend(req.response_headers)
         if self.gzip_types is not None and len(response.body) >= self.gzip_min_length:

@@ -49,7 +49,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framework.server.protocol import ChunkedDecoder, HttpError, Limits, parse_head
+from framework.server.protocol import (
+    ChunkedDecoder,
+    HttpError,
+    Limits,
+    Request,
+    parse_head,
+    parse_head_strict,
+)
 
 NEXT = b"GET /next HTTP/1.1\r\nHost: next\r\n\r\n"
 BOUNDED_EXAMPLES = 2000
@@ -404,9 +411,36 @@ REQUEST = request()
 
 # -- the tests ------------------------------------------------------------------------------
 
+def head_outcome(parse, raw: bytes, limits: Limits = Limits()) -> tuple:
+    """Everything a head parser decides: the error, or every attribute of the request, the
+    bytes consumed and what is left in the buffer."""
+    buf = bytearray(raw)
+    try:
+        parsed = parse(buf, limits)
+    except HttpError as exc:
+        return ("error", exc.status, exc.message)
+    if parsed is None:
+        return ("incomplete", bytes(buf))
+    request, consumed = parsed
+    return ("ok", {name: getattr(request, name) for name in Request.__slots__
+                   if name != "__weakref__"}, consumed, bytes(buf))
+
+
+def paths_agree(raw: bytes) -> None:
+    """parse_head's quick path for common heads decides exactly as the strict path does."""
+    for limits in (Limits(), SMALL_LIMITS):
+        fast, strict = head_outcome(parse_head, raw, limits), head_outcome(
+            parse_head_strict, raw, limits)
+        assert fast == strict, f"quick path {fast}\nstrict path {strict}\nrequest: {raw!r}"
+
+
+SMALL_LIMITS = Limits(max_request_line=40, max_header_size=120, max_header_count=4)
+
+
 def check(raw: bytes) -> None:
     problem = disagreement(raw + NEXT)
     assert problem is None, f"{problem}\nrequest: {raw!r}"
+    paths_agree(raw + NEXT)
 
 
 @settings(FUZZ, max_examples=BOUNDED_EXAMPLES, derandomize=True)
@@ -463,7 +497,80 @@ def test_the_check_catches_what_it_is_for() -> None:
                                              off_by_one_parser)
 
 
+@pytest.mark.parametrize("raw", [
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /a?b#c HTTP/1.0\r\n\r\n",
+    b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",  # a leading empty line: the strict path
+    b"GET / HTTP/1.1\r\nHost: a\r\nAccept: x\r\naccept: y\r\nCookie: a\r\ncookie: b\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHOST: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: \t v \t\r\nY:\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: caf\xe9\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: \x7f\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX : v\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\n v\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\nX: v\r\n\r\n",
+    b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"get / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, Upgrade\r\nExpect: 100-continue\r\n\r\n",
+    b"GET /" + b"a" * 36 + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # the line at SMALL_LIMITS
+    b"GET /" + b"a" * 37 + b" HTTP/1.1\r\nHost: a\r\n\r\n",  # one past it
+    b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",  # 4 fields: at the count
+    b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",  # one past it
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 103 + b"\r\n\r\n",  # 120 bytes of fields
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"v" * 104 + b"\r\n\r\n",  # 121
+    b"GET / HTTP/1.1\r\nHost: a",  # incomplete
+])
+def test_quick_and_strict_head_paths_agree(raw: bytes) -> None:
+    """The quick path is only a shortcut: every decision, attribute and limit is the strict
+    path's (the fuzz run above checks the same on every generated request)."""
+    paths_agree(raw)
+    paths_agree(raw + NEXT)
+
+
+def test_the_path_check_catches_a_difference() -> None:
+    """paths_agree has teeth: a quick path that forgot to strip OWS is caught."""
+    def careless(buf: bytearray, limits: Limits):
+        parsed = parse_head(buf, limits)
+        if parsed is not None:
+            parsed[0].headers["x"] = parsed[0].headers.get("x", "") + " "
+        return parsed
+
+    raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: v\r\n\r\n"
+    assert head_outcome(careless, raw) != head_outcome(parse_head_strict, raw)
+
+
 def test_exemption_rewrites_touch_chunk_lines_only() -> None:
     assert without_bws_before_chunk_extensions(
         b"P / HTTP/1.1\r\n\r\n3 ;a\r\n5 ;\r\n0\t;b\r\n\r\n") == (
         b"P / HTTP/1.1\r\n\r\n3;a\r\n5 ;\r\n0;b\r\n\r\n")
+
+
+def test_common_heads_take_the_quick_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser's head, wrk's and curl's are split by the quick path (the strict one is
+    not called); a repeated field or an absolute-form target still reach the strict one."""
+    import framework.server.protocol as protocol
+
+    def strict_called(buf: bytearray, limits: Limits):
+        raise AssertionError("strict path")
+
+    monkeypatch.setattr(protocol, "parse_head_strict", strict_called)
+    for raw in (b"GET /api/ping HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n",
+                b"GET /s/app.css HTTP/1.1\r\nHost: example.com\r\nConnection: keep-alive\r\n"
+                b"sec-ch-ua: \"Chromium\";v=\"120\"\r\nUser-Agent: Mozilla/5.0 (X11)\r\n"
+                b"Accept: text/css,*/*;q=0.1\r\nReferer: https://example.com/\r\n"
+                b"Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n"
+                b"Cookie: a=1; b=2\r\n\r\n"):
+        request, consumed = protocol.parse_head(bytearray(raw), Limits())
+        assert consumed == len(raw) and request.host
+    for raw in (b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nA: 2\r\n\r\n",
+                b"GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n"):
+        with pytest.raises(AssertionError, match="strict path"):
+            protocol.parse_head(bytearray(raw), Limits())

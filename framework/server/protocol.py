@@ -123,12 +123,12 @@ def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
         match = COMMON_HEAD.fullmatch(head)
         if match is not None:
             method, target, minor, fields = match.groups()
-            start = match.start(4)  # the request line's length
-            lines = fields.split("\r\n")  # ["", field line, ...]
-            if (start <= limits.max_request_line and end - start <= limits.max_header_size
-                    and len(lines) <= limits.max_header_count + 1):
+            start = end - len(fields)  # the request line's length
+            lines = fields[2:].split("\r\n") if fields else ()
+            if (start <= limits.max_request_line and len(fields) <= limits.max_header_size
+                    and len(lines) <= limits.max_header_count):
                 headers: dict[str, str] = {}
-                for line in lines[1:]:
+                for line in lines:
                     name, _, value = line.partition(":")
                     key = name.lower()
                     if key in headers:

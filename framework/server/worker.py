@@ -515,7 +515,7 @@ class Worker:
         """Answer every complete request in the buffer, in order, sending in batches: when
         OUT_HIGH_WATER bytes of answers wait, or a file or stream is queued, they go out
         before the next request is read, and reading stops while they cannot."""
-        while conn.state != CLOSING:
+        while conn.inbuf and conn.state != CLOSING:  # (a body or head needs bytes to go on)
             if len(conn.outbuf) >= OUT_HIGH_WATER or conn.out:
                 self.flush(conn)
                 if conn.out or conn.fd not in self.conns:
@@ -526,8 +526,6 @@ class Worker:
                     break
                 request = conn.request
             else:
-                if not conn.inbuf:
-                    break
                 try:
                     parsed = parse_head(conn.inbuf, self.limits)
                 except HttpError as exc:

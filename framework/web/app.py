@@ -48,21 +48,30 @@ NOT_PARSED = object()  # ApiRequest._json before json() was called
 class ApiRequest:
     """A request as apps see it: parsed parts, never bytes or sockets."""
 
-    __slots__ = ("raw", "method", "path", "params", "headers", "settings", "apps",
-                 "response_headers", "_query", "_json")
+    __slots__ = ("raw", "params", "settings", "apps", "response_headers", "_query", "_json")
 
     def __init__(self, request: Request, params: dict[str, Any], settings: dict[str, Any],
                  apps: tuple[App, ...] = ()) -> None:
         self.raw = request
-        self.method = request.method
-        self.path = request.path
         self.params = params
-        self.headers = request.headers
         self.settings = settings
         self.apps = apps  # every mounted app, for endpoints that describe the server
-        self.response_headers: list[tuple[str, str]] = []
+        self.response_headers: list[tuple[str, str]] | None = None  # add_header's, if any
         self._query: dict[str, list[str]] | None = None
         self._json: Any = NOT_PARSED
+
+    @property
+    def method(self) -> str:
+        return self.raw.method
+
+    @property
+    def path(self) -> str:
+        return self.raw.path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Header fields by lower-case name (repeated fields joined by ", ")."""
+        return self.raw.headers
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -118,6 +127,8 @@ class ApiRequest:
         return self.base_url + path
 
     def add_header(self, name: str, value: str) -> None:
+        if self.response_headers is None:
+            self.response_headers = []
         self.response_headers.append((name, value))
 
 

@@ -47,6 +47,7 @@ class ConstraintError(Exception):
 IntegrityError = (sqlite3.IntegrityError, ConstraintError)
 
 _connection: Any = None
+touched = False  # connection() was called since the last abandon_transaction()
 
 
 def _forget_connection() -> None:
@@ -86,7 +87,8 @@ def open_connection(settings: dict[str, Any]) -> Any:
 def connection(settings: dict[str, Any]) -> Any:
     """This process's connection, opened on first use (so never inherited across a fork),
     and opened again after a PostgreSQL connection broke (server restart, network)."""
-    global _connection
+    global _connection, touched
+    touched = True
     if _connection is not None and _connection.dialect == "postgresql" and _connection.broken:
         _connection.close()
         _connection = None
@@ -117,8 +119,11 @@ def is_contention(exc: BaseException) -> bool:
 def abandon_transaction() -> None:
     """Roll back a transaction a request left open, so it cannot leak into the next request.
 
-    The dispatcher calls this after every handler; normally there is nothing to do.
+    The dispatcher calls this after every handler that asked for the connection
+    (``connection()`` sets ``touched``); normally there is nothing to do.
     """
+    global touched
+    touched = False
     if _connection is not None and _connection.in_transaction:
         log.error("a request left a transaction open; rolling it back")
         _connection.execute("ROLLBACK")
