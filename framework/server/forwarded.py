@@ -83,6 +83,10 @@ def parse_entries(entries: list[str]) -> list[str]:
     return entries
 
 
+# the fields through which a trusted proxy speaks for the client: ``resolve`` reads these only
+FIELDS = frozenset(("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"))
+
+
 def resolve(headers: dict[str, str], peers: TrustedPeers) -> Origin | None:
     """The origin a trusted proxy reported, or None when it reported nothing.
 

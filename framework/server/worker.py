@@ -22,6 +22,7 @@ from typing import Any
 
 from framework.server import forwarded, heartbeat, proxy_protocol
 from framework.server.contract import Application
+from framework.server.forwarded import FIELDS as FORWARDING
 from framework.server.listeners import PlainHttpError
 from framework.server.log import AccessLog, reopen_error_log
 from framework.server.messages import Response, http_date
@@ -297,7 +298,9 @@ class Worker:
                     continue
                 if ev & EPOLLOUT:
                     self.on_writable(conn)
-                if ev & READABLE and conn.fd in conns:
+                    if conn.fd not in conns:
+                        continue
+                if ev & READABLE:
                     self.on_readable(conn)
             if self.now >= self.next_tick:
                 self.tick()
@@ -466,26 +469,18 @@ class Worker:
         self.respond(conn, None, self.app.error(400, PLAIN_TO_TLS, None), close=True)
         self.flush(conn)
 
-    def resolve_origin(self, conn: Connection, request: Request) -> None:
-        """The scheme of the connection, then what a trusted proxy says about the client.
-
-        Only for connections that need it (TLS, or a peer in ``forwarded_allow_ips``), and
-        the headers are parsed only when one of them is present.
-        """
-        request.scheme = conn.scheme
-        if conn.trusted:
-            headers = request.headers
-            if ("x-forwarded-for" in headers or "forwarded" in headers
-                    or "x-forwarded-proto" in headers or "x-forwarded-host" in headers):
-                origin = forwarded.resolve(headers, self.peers)
-                if origin is None:
-                    return
-                if origin.client is not None:
-                    request.client = (origin.client, origin.port)
-                if origin.scheme is not None:
-                    request.scheme = origin.scheme
-                if origin.host is not None:
-                    request.host = origin.host
+    def resolve_origin(self, request: Request) -> None:
+        """What a trusted proxy (a peer in ``forwarded_allow_ips``) says about the client,
+        its scheme and Host, for a request that has one of the FORWARDING fields."""
+        origin = forwarded.resolve(request.headers, self.peers)
+        if origin is None:
+            return
+        if origin.client is not None:
+            request.client = (origin.client, origin.port)
+        if origin.scheme is not None:
+            request.scheme = origin.scheme
+        if origin.host is not None:
+            request.host = origin.host
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -539,7 +534,9 @@ class Worker:
                 del conn.inbuf[:consumed]
                 request.client = conn.peer
                 if conn.origin:
-                    self.resolve_origin(conn, request)
+                    request.scheme = conn.scheme
+                    if conn.trusted and not FORWARDING.isdisjoint(request.headers):
+                        self.resolve_origin(request)
                 if request.has_body:
                     self.start_body(conn, request)
                     continue
