@@ -46,6 +46,7 @@ METHOD_NAMES = {method.encode("ascii"): method for method in KNOWN_METHODS}
 VERSION_NAMES = {b"HTTP/1.1": "HTTP/1.1", b"HTTP/1.0": "HTTP/1.0"}
 GOOD_HOSTS: set[str] = set()  # Host values that matched HOST_VALUE (see valid_host)
 GOOD_HOSTS_MAX = 64
+FRAMING_FIELDS = frozenset(("connection", "transfer-encoding", "content-length", "expect"))
 OWS = " \t"  # RFC 9110 §5.6.3: optional whitespace is SP and HTAB, never other spaces
 ABSOLUTE_FORM = re.compile(rb"(?i)https?://([^/?#]*)(.*)")
 
@@ -137,7 +138,13 @@ def parse_head(buf: bytearray, limits: Limits) -> tuple[Request, int] | None:
                 else:
                     request = Request(method, target, "HTTP/1.1" if minor == "1" else "HTTP/1.0",
                                       headers)
-                    apply_framing(request, headers)
+                    # without framing fields, and with a Host seen before (or none on
+                    # HTTP/1.0), apply_framing would only set keep_alive
+                    if (FRAMING_FIELDS.isdisjoint(headers) and request.host in GOOD_HOSTS
+                            and ("host" in headers or minor == "0")):
+                        request.keep_alive = minor == "1"
+                    else:
+                        apply_framing(request, headers)
                     return request, end + 4
     return parse_head_strict(buf, limits)
 

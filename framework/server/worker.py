@@ -822,15 +822,17 @@ class Worker:
         if out:
             conn.deadline = self.now + self.s["send_timeout"]
             self.want(conn, EPOLLOUT)
-            return
+        elif conn.close_after:
+            self.close_when_sent(conn)
+        elif conn.events != EPOLLIN:
+            self.want(conn, EPOLLIN)
+
+    def close_when_sent(self, conn: Connection) -> None:
+        """Everything was sent and the connection ends: linger, or close at once."""
         if conn.close_after == LINGER:
             self.linger(conn)
-            return
-        if conn.close_after == CLOSE_NOW:
+        else:
             self.close(conn)
-            return
-        if conn.events != EPOLLIN:
-            self.want(conn, EPOLLIN)
 
     @staticmethod
     def read_file_chunk(out: deque) -> None:
