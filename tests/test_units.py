@@ -37,6 +37,10 @@ class StandIn:
         self.seen.append((request.method, request.path, request.body))
         if request.path == "/big":
             return Response(200, b"B" * 300_000, content_type="text/plain")
+        if request.path == "/raw":  # fields serialized ahead, as the static cache does
+            response = Response(200, b"r")
+            response.raw = b"Content-Type: text/plain\r\n"
+            return response
         return Response(200, request.path[1:].encode() or b"root", content_type="text/plain")
 
     def error(self, status: int, message: str, request: Any) -> Response:
@@ -289,3 +293,30 @@ def test_usr1_is_forwarded_to_every_child() -> None:
     master.manage_children()
     master.handle_usr1()
     assert {pid for pid, sig in master.sent if sig == signal.SIGUSR1} == set(master.children)
+
+
+def test_answer_heads_are_built_once_a_second_and_renewed_with_the_date(rig, monkeypatch) -> None:
+    """Heads without per-answer fields are remembered per (status, fields, length,
+    keep-alive) until the wall clock's second turns; the loop renews the Date after
+    epoll_wait, which forgets them."""
+    from framework.server import worker as worker_module
+
+    worker, conn, client, app = rig
+    get = b"GET /raw HTTP/1.1\r\nHost: t\r\n\r\n"
+    first = exchange(worker, conn, client, get)
+    assert first.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: ")
+    assert first.endswith(b"Content-Length: 1\r\nConnection: keep-alive\r\n\r\nr")
+    assert exchange(worker, conn, client, get) == first
+    assert list(worker.heads.values()) == [first[:-1]]
+
+    later = worker_module.time.time() + 3600
+    monkeypatch.setattr(worker_module.time, "time", lambda: later)
+    worker.now = worker.date_expires  # as the loop sees it after epoll_wait
+    worker.renew_date()
+    assert worker.heads == {}
+    again = exchange(worker, conn, client, get)
+    date = worker_module.http_date(later).encode()
+    assert again != first and b"Date: " + date + b"\r\n" in again
+
+    closing = exchange(worker, conn, client, b"GET /raw HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert b"Connection: close\r\n\r\nr" in closing and len(worker.heads) == 2

@@ -52,6 +52,7 @@ MSG_MORE = socket.MSG_MORE
 EPOLLIN, EPOLLOUT = select.EPOLLIN, select.EPOLLOUT
 READABLE = EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HEADS_KEPT = 512  # response heads remembered within one second
 STREAM_SLICE = 256 * 1024  # streamed body bytes sent per loop pass, so others get their turn
 LAST_CHUNK = b"0\r\n\r\n"
 
@@ -179,6 +180,7 @@ class Worker:
         self.signals: list[int] = []
         self.now = time.monotonic()
         self.date = b""  # the Date and Server fields, renewed as the wall clock's second turns
+        self.heads: dict[tuple, bytes] = {}  # response heads of this second (remember_head)
         self.date_expires = 0.0  # (monotonic) when ``date`` is a second old
         self.renew_date()
         self.next_tick = 0.0
@@ -665,8 +667,15 @@ class Worker:
             keep_alive = self.queue_stream(conn, request, response, fields, keep_alive,
                                            head_only)
         else:
-            conn.outbuf += response_head(response.status, response.raw, fields,
-                                         self.date, response.length, keep_alive)
+            if fields:
+                conn.outbuf += response_head(response.status, response.raw, fields,
+                                             self.date, response.length, keep_alive)
+            else:  # most answers: a head this second may already have had
+                key = (response.status, response.raw, response.length, keep_alive)
+                head = self.heads.get(key)
+                if head is None:
+                    head = self.remember_head(key)
+                conn.outbuf += head
             if response.file is not None:
                 if head_only or not response.length:
                     response.file.close()
@@ -764,6 +773,18 @@ class Worker:
         second = int(wall)
         self.date = f"Date: {http_date(second)}\r\nServer: {SERVER_NAME}\r\n".encode()
         self.date_expires = self.now + (second + 1 - wall)
+        self.heads.clear()
+
+    def remember_head(self, key: tuple[int, bytes, int | None, bool]) -> bytes:
+        """The head for (status, raw fields, length, keep-alive) with this second's Date,
+        kept until the second turns: the same answer head is built once a second, not once
+        per answer (at most HEADS_KEPT of them)."""
+        status, raw, length, keep_alive = key
+        head = response_head(status, raw, b"", self.date, length, keep_alive)
+        if len(self.heads) >= HEADS_KEPT:
+            self.heads.clear()
+        self.heads[key] = head
+        return head
 
     # -- writing ---------------------------------------------------------------------------
 
