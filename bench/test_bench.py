@@ -124,12 +124,24 @@ class ReportTest(unittest.TestCase):
 
     def test_targets(self):
         text = self.render()
-        self.assertIn("= **0.70x** | **met**", self.target_line(text, "1 KB file, keep-alive, vs nginx"))
+        self.assertIn("(#17) | >= 1x nginx | 700 vs 1,000 req/s = **0.70x** | **missed**",
+                      self.target_line(text, "1 KB file, keep-alive, vs nginx"))
+        self.assertIn("(#8) | >= 4x uvicorn | 700 vs 100 req/s = **7.00x** | **met**",
+                      self.target_line(text, "1 KB file, keep-alive, vs uvicorn"))
         self.assertIn("n/a (not measured)", self.target_line(text, "1 MB file"))
         self.assertIn("6 failed | **missed**", self.target_line(text, "1 KB file, no keep-alive"))
         self.assertIn("9 non-2xx | **missed**", self.target_line(text, "JSON /api/ping"))
         self.assertIn("n/a (route missing)", self.target_line(text, "JSON + 1 sqlite row"))
         self.assertIn("16.0 MiB | **met**", self.target_line(text, "Idle worker RSS"))
+        # every sample has p99 2.0 ms; two loads are measured by both (1k, ab-1k): 1.00x
+        self.assertIn("= **1.00x** (2 loads) | **met**", self.target_line(text, "p99 latency"))
+
+    def test_p99_target_is_missed_past_three_times_nginx(self):
+        slow = [dict(sample(700), p99_ms=6.5)] * 3
+        self.ROWS = [("httpd -w1", "ours", "1k", "ok", slow), *self.ROWS[1:]]
+        line = self.target_line(self.render(), "p99 latency")
+        self.assertIn("worst: 1 KB file, keep-alive, 6.50 vs 2.00 ms = **3.25x**", line)
+        self.assertIn("**missed**", line)
 
     def result_line(self, text, server, title):
         return next(line for line in text.splitlines()
