@@ -622,6 +622,40 @@ def processor_pid(server: ServerProcess) -> int | None:
     return None
 
 
+def listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on ``port`` (from /proc/net/tcp, state 0A)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(fields[9])
+    return inodes
+
+
+def socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
+def test_the_processor_does_not_hold_the_listening_socket(tmp_path):
+    """Only the master and the workers hold the port: a background service that kept a copy
+    would keep it open after they closed theirs (clients queued, never refused)."""
+    with running_server(tmp_path, ["uploads"]) as s:
+        listening = listening_inodes(s.port)
+        assert listening
+        pid = wait_for(lambda: processor_pid(s))
+        assert not socket_inodes(pid) & listening
+        workers = [p for p in s.worker_pids() if p != pid]
+        assert workers and all(socket_inodes(w) & listening for w in workers)
+
+
 def test_pending_work_survives_a_restart(tmp_path):
     slow = ServerProcess(tmp_path, ["uploads"], upload_poll_interval=0.02,
                          upload_processing_delay=60.0).start()

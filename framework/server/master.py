@@ -336,7 +336,8 @@ class Master:
         now = self.clock()
         for service in missing_services:
             if now >= self.next_spawn.get(service.name, 0.0):
-                self.spawn(service.name, lambda s=service: serve(s, self.plan.settings))
+                self.spawn(service.name,
+                           lambda s=service: serve(s, self.plan.settings, self.listeners))
         if now >= self.next_spawn.get("worker", 0.0):
             for _ in range(wanted):
                 self.spawn_worker()
@@ -518,7 +519,11 @@ def inherited_sockets(environ: dict[str, str]) -> list[socket.socket]:
     return [socket.socket(fileno=int(fd)) for fd in text.split(",") if fd.strip()]
 
 
-def serve(service: Any, settings: dict[str, Any]) -> None:
+def serve(service: Any, settings: dict[str, Any], sockets: list[socket.socket]) -> None:
+    """A service's process. It closes its copies of the listening sockets first: it never
+    accepts, and a copy held through a graceful stop would keep the port open, so new
+    clients would wait in the kernel's queue instead of being refused at once."""
+    listeners.close_listeners(sockets)
     drop_privileges(settings)
     service.target(settings)
 
