@@ -93,10 +93,7 @@ class Dispatcher:
         if target is None:
             return self.static.handle(request.method, request.path, request.query,
                                       request.headers)
-        if isinstance(target, Response):
-            return target
-        route, params = target
-        return self.call(route, params, request)
+        return target  # a refusal: 404, 405, 415, 501
 
     def error(self, status: int, message: str, request: Request | None = None) -> Response:
         """Protocol-level errors: JSON for requests routed to an app, else the static error

@@ -297,8 +297,7 @@ def test_usr1_is_forwarded_to_every_child() -> None:
 
 def test_answer_heads_are_built_once_a_second_and_renewed_with_the_date(rig, monkeypatch) -> None:
     """Heads without per-answer fields are remembered per (status, fields, length,
-    keep-alive) until the wall clock's second turns; the loop renews the Date after
-    epoll_wait, which forgets them."""
+    keep-alive) until the wall clock's second turns; renewing the Date forgets them."""
     from framework.server import worker as worker_module
 
     worker, conn, client, app = rig
@@ -311,12 +310,12 @@ def test_answer_heads_are_built_once_a_second_and_renewed_with_the_date(rig, mon
 
     later = worker_module.time.time() + 3600
     monkeypatch.setattr(worker_module.time, "time", lambda: later)
-    worker.now = worker.date_expires  # as the loop sees it after epoll_wait
-    worker.renew_date()
-    assert worker.heads == {}
+    expires = worker.date_expires
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: expires)  # the second ends
     again = exchange(worker, conn, client, get)
     date = worker_module.http_date(later).encode()
     assert again != first and b"Date: " + date + b"\r\n" in again
+    assert list(worker.heads.values()) == [again[:-1]]  # the old second's head is forgotten
 
     closing = exchange(worker, conn, client, b"GET /raw HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert b"Connection: close\r\n\r\nr" in closing and len(worker.heads) == 2

@@ -182,7 +182,7 @@ class Worker:
         self.date = b""  # the Date and Server fields, renewed as the wall clock's second turns
         self.heads: dict[tuple, bytes] = {}  # response heads of this second (remember_head)
         self.date_expires = 0.0  # (monotonic) when ``date`` is a second old
-        self.renew_date()
+        self.renew_date(self.now)
         self.next_tick = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -283,8 +283,6 @@ class Worker:
                 return
             events = poll(1.0)
             self.now = time.monotonic()
-            if self.now >= self.date_expires:
-                self.renew_date()
             for fd, ev in events:
                 conn = conns.get(fd)
                 if conn is None:
@@ -663,6 +661,9 @@ class Worker:
         keep_alive = (request is not None and request.keep_alive and not close
                       and not response.close and not self.stopping)
         head_only = request is not None and request.method == "HEAD"
+        now = time.monotonic()  # not the loop's: a handler may have run for seconds
+        if now >= self.date_expires:
+            self.renew_date(now)
         if response.stream is not None:
             keep_alive = self.queue_stream(conn, request, response, fields, keep_alive,
                                            head_only)
@@ -761,18 +762,16 @@ class Worker:
             conn.out.append(stream)
         return keep_alive
 
-    def renew_date(self) -> None:
-        """Format the Date and Server fields for the current second, and note when it ends.
-
-        The loop calls this after ``epoll_wait`` once the second has turned, so every
-        answer of one pass shares the Date of the moment its events arrived, as nginx's
-        cached time does (RFC 9110 §6.6.1: the time the message was generated, to the
-        second).
-        """
+    def renew_date(self, now: float) -> None:
+        """Format the Date and Server fields for the current second and note when (on the
+        monotonic clock, ``now`` being its reading) that second ends; the heads built with
+        the old Date are forgotten. Answering checks one monotonic reading against that
+        instead of formatting or comparing wall-clock seconds per answer (RFC 9110 §6.6.1:
+        the time the message was generated, to the second)."""
         wall = time.time()
         second = int(wall)
         self.date = f"Date: {http_date(second)}\r\nServer: {SERVER_NAME}\r\n".encode()
-        self.date_expires = self.now + (second + 1 - wall)
+        self.date_expires = now + (second + 1 - wall)
         self.heads.clear()
 
     def remember_head(self, key: tuple[int, bytes, int | None, bool]) -> bytes:
