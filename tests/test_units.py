@@ -301,6 +301,10 @@ def test_answer_heads_are_built_once_a_second_and_renewed_with_the_date(rig, mon
     from framework.server import worker as worker_module
 
     worker, conn, client, app = rig
+    now = worker_module.time.time()
+    monkeypatch.setattr(worker_module.time, "time", lambda: now)  # both clocks stand still
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: 1000.0)
+    worker.renew_date(1000.0)  # this second ends at 1000 + (the rest of it)
     get = b"GET /raw HTTP/1.1\r\nHost: t\r\n\r\n"
     first = exchange(worker, conn, client, get)
     assert first.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: ")
@@ -308,7 +312,7 @@ def test_answer_heads_are_built_once_a_second_and_renewed_with_the_date(rig, mon
     assert exchange(worker, conn, client, get) == first
     assert list(worker.heads.values()) == [first[:-1]]
 
-    later = worker_module.time.time() + 3600
+    later = now + 3600
     monkeypatch.setattr(worker_module.time, "time", lambda: later)
     expires = worker.date_expires
     monkeypatch.setattr(worker_module.time, "monotonic", lambda: expires)  # the second ends

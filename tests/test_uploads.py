@@ -549,6 +549,9 @@ def test_empty_list_and_pagination_links(tmp_path):
                                            "results": []}
         urls = [upload(s, f"f{i:02d}.txt", f"file {i}".encode()).json()["file"]
                 for i in range(23)]
+        # pages fetched at different moments are compared whole below: let the background
+        # processing finish first, or an item's "processed" may change between two fetches
+        wait_for(lambda: all_processed(s))
         base = s.base + "/files/"
         page1 = s.get("/files/").json()
         assert (page1["count"], page1["next"], page1["previous"]) == (23, base + "?page=2", None)
