@@ -3,7 +3,7 @@ PYTHON ?= python3
 MINUTES ?= 10
 SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help bench bench-quick bench-report bench-test bench-deps fuzz
+.PHONY: help bench bench-quick bench-report bench-test bench-ab bench-deps fuzz
 
 help:
 	@echo "make bench-deps    install nginx, wrk, ab (Debian) and bench/requirements.txt"
@@ -11,6 +11,7 @@ help:
 	@echo "make bench-quick   smoke run (1 run of 2s each) -> bench/out/quick/"
 	@echo "make bench-report  re-render the reports of the last run from bench/out/results.json"
 	@echo "make bench-test    unit tests of the harness (parsers, report)"
+	@echo "make bench-ab BASE=<commit> [NEW=<commit>]  A/B of two builds (default NEW: the working tree)"
 	@echo "make docs          regenerate the settings table in docs/server.md"
 	@echo "make fuzz          differential fuzzing of the parser vs h11 and llhttp for MINUTES (10)"
 
@@ -30,6 +31,10 @@ bench-report:
 
 bench-test:
 	$(PYTHON) -m unittest discover -s bench -p 'test_*.py'
+
+bench-ab:
+	@test -n "$(BASE)" || (echo "usage: make bench-ab BASE=<commit> [NEW=<commit>]"; exit 2)
+	$(PYTHON) bench/ab.py --base $(BASE) $(if $(NEW),--new $(NEW))
 
 .PHONY: docs
 docs:  ## regenerate the settings table in docs/server.md from the settings table in code

@@ -266,3 +266,14 @@ class FloorTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AbReportTest(unittest.TestCase):
+    """bench/ab.py's table: medians per URL and build, and the new/base ratio."""
+
+    def test_medians_and_ratio(self):
+        import ab
+        results = {("/x", "base"): [(100.0, 10.0, 5.0), (300.0, 12.0, 6.0), (200.0, 30.0, 9.0)],
+                   ("/x", "new"): [(250.0, 8.0, 4.0), (150.0, 9.0, 4.5), (900.0, 7.0, 3.0)]}
+        table = ab.report(results, ["/x"], ["base", "new"])
+        self.assertIn("| /x | 200 | 250 | 1.25x | 12.00 -> 8.00 | 6.00 -> 4.00 |", table)
