@@ -164,13 +164,19 @@ def test_forty_uploads_are_each_processed_exactly_once(cluster) -> None:
     conn.close()
 
 
+def new_sale(balancer, name: str, price: int, address: str) -> dict:
+    """A sale body for a new item and a new store, both created through the balancer."""
+    item = requests.post(balancer.url("/items/"), json={"name": name, "price": price},
+                         timeout=10).json()["id"]
+    store = requests.post(balancer.url("/stores/"), json={"address": address},
+                          timeout=10).json()["id"]
+    return {"item_id": item, "store_id": store, "sale_time": "2026-03-04T05:06:07Z"}
+
+
 def test_concurrent_sales_through_the_balancer(cluster) -> None:
     balancer, instances = cluster
-    item = requests.post(balancer.url("/items/"), json={"name": "pen", "price": 7},
-                         timeout=10).json()["id"]
-    store = requests.post(balancer.url("/stores/"), json={"address": "main st"},
-                          timeout=10).json()["id"]
-    sale = {"item_id": item, "store_id": store, "sale_time": "2026-03-04T05:06:07Z"}
+    sale = new_sale(balancer, "pen", 7, "main st")
+    store = sale["store_id"]
 
     def post(_: int) -> int:
         return requests.post(balancer.url("/sales/"), json=sale, timeout=30).status_code
@@ -188,11 +194,8 @@ def test_concurrent_sales_through_the_balancer(cluster) -> None:
 
 def test_sigkill_of_one_instance_under_load_loses_no_acknowledged_sale(cluster) -> None:
     balancer, instances = cluster
-    item = requests.post(balancer.url("/items/"), json={"name": "cup", "price": 3},
-                         timeout=10).json()["id"]
-    store = requests.post(balancer.url("/stores/"), json={"address": "side st"},
-                          timeout=10).json()["id"]
-    sale = {"item_id": item, "store_id": store, "sale_time": "2026-03-04T05:06:07Z"}
+    sale = new_sale(balancer, "cup", 3, "side st")
+    store = sale["store_id"]
     acknowledged: list[int] = []
     failures: list[int] = []
     lock = threading.Lock()
